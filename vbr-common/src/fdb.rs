@@ -1,0 +1,47 @@
+//! Forwarding database: (MAC, VLAN) → port.
+
+/// Key of the `fdb` map, as the Linux bridge keys its FDB: `{ addr, vlan_id }`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FdbKey {
+    pub mac: [u8; 6],
+    pub vlan: u16,
+}
+
+/// Value of the `fdb` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdbEntry {
+    /// Port the MAC lives behind.
+    pub ifindex: u32,
+    /// `FDB_F_*` bits.
+    pub flags: u32,
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the entry was last confirmed.
+    pub last_seen_ns: u64,
+}
+
+/// Configured by the operator: never aged, never moved by learning.
+pub const FDB_F_STATIC: u32 = 1 << 0;
+
+/// Learning rewrites an unchanged entry's timestamp at most this often: a write on every frame
+/// would bounce the entry's cache line between CPUs.
+pub const FDB_REFRESH_NS: u64 = 1_000_000_000;
+
+impl FdbKey {
+    pub const fn new(mac: [u8; 6], vlan: u16) -> Self {
+        Self { mac, vlan }
+    }
+}
+
+impl FdbEntry {
+    pub const fn is_static(&self) -> bool {
+        self.flags & FDB_F_STATIC != 0
+    }
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain `#[repr(C)]` data without padding holes.
+    unsafe impl aya::Pod for super::FdbKey {}
+    unsafe impl aya::Pod for super::FdbEntry {}
+}

@@ -1,0 +1,29 @@
+//! Types shared by the datapath (vbr-ebpf) and userspace (vbr-userspace).
+//!
+//! Everything that crosses the kernel boundary is defined here once: `#[repr(C)]`, `Copy`,
+//! explicit padding, no `bool`. With the `user` feature the types are `aya::Pod`.
+#![no_std]
+
+pub mod fdb;
+pub mod port;
+pub mod stats;
+
+/// Names of the maps in the eBPF object; each is pinned under `/sys/fs/bpf/vbr/<bridge>/<name>`.
+pub mod map_names {
+    pub const FDB: &str = "fdb";
+    pub const PORTS: &str = "ports";
+    pub const EGRESS: &str = "egress";
+    pub const STATS: &str = "stats";
+}
+
+/// Name of the XDP program attached to every port.
+pub const PROG_INGRESS: &str = "vbr_ingress";
+
+/// The VLAN every frame belongs to until per-port VLAN configuration exists.
+pub const DEFAULT_VLAN: u16 = 1;
+
+/// Maximum number of ports in one bridge (sizes the `ports` and `egress` maps).
+pub const MAX_PORTS: u32 = 1024;
+
+/// Maximum number of FDB entries in one bridge.
+pub const MAX_FDB_ENTRIES: u32 = 65536;

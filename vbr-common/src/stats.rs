@@ -1,0 +1,48 @@
+//! What happened to each frame: one list shared by the datapath's per-CPU counters, logs and tools.
+
+/// Index into the per-CPU `stats` array; each slot counts frames.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Known unicast redirected to its port.
+    Forwarded = 0,
+    /// Broadcast, multicast or unknown unicast sent to every other port.
+    Flooded = 1,
+    /// Shorter than an Ethernet header.
+    DropMalformed = 2,
+    /// Source MAC is multicast or all-zero: never a real sender.
+    DropInvalidSource = 3,
+    /// Destination lives behind the port the frame came in on.
+    DropSamePort = 4,
+    /// The devmap refused the redirect (port vanished between lookup and redirect).
+    DropRedirect = 5,
+    /// Arrived on an interface that is not one of the bridge's ports.
+    PassNotPort = 6,
+}
+
+impl Reason {
+    pub const COUNT: u32 = 7;
+
+    pub const ALL: [Reason; Self::COUNT as usize] = [
+        Self::Forwarded,
+        Self::Flooded,
+        Self::DropMalformed,
+        Self::DropInvalidSource,
+        Self::DropSamePort,
+        Self::DropRedirect,
+        Self::PassNotPort,
+    ];
+
+    /// The name tools print.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Forwarded => "forwarded",
+            Self::Flooded => "flooded",
+            Self::DropMalformed => "drop_malformed",
+            Self::DropInvalidSource => "drop_invalid_source",
+            Self::DropSamePort => "drop_same_port",
+            Self::DropRedirect => "drop_redirect",
+            Self::PassNotPort => "pass_not_port",
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! vbr's datapath: entry points only; the work lives in one module per concern, split the way
+//! the Linux bridge splits it (br_input.c, br_fdb.c, br_forward.c).
+#![no_std]
+#![no_main]
+
+mod fdb;
+mod forward;
+mod input;
+mod maps;
+mod parse;
+mod stats;
+
+use aya_ebpf::{macros::xdp, programs::XdpContext};
+
+/// XDP ingress of every bridge port.
+#[xdp]
+pub fn vbr_ingress(ctx: XdpContext) -> u32 {
+    let (action, reason) = input::handle_frame(&ctx);
+    stats::count(reason);
+    action
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

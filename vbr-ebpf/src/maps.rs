@@ -1,0 +1,28 @@
+//! The bridge's maps. Userspace pins each under /sys/fs/bpf/vbr/<bridge>/<name>; the names are
+//! shared with it through `vbr_common::map_names`.
+use aya_ebpf::{
+    btf_maps::{DevMapHash, HashMap, PerCpuArray},
+    macros::btf_map,
+};
+use vbr_common::{
+    MAX_FDB_ENTRIES, MAX_PORTS,
+    fdb::{FdbEntry, FdbKey},
+    port::PortInfo,
+    stats::Reason,
+};
+
+/// (MAC, VLAN) → port.
+#[btf_map(name = "fdb")]
+pub static FDB: HashMap<FdbKey, FdbEntry, { MAX_FDB_ENTRIES as usize }> = HashMap::new();
+
+/// ifindex → port configuration; membership in this map makes an interface a bridge port.
+#[btf_map(name = "ports")]
+pub static PORTS: HashMap<u32, PortInfo, { MAX_PORTS as usize }> = HashMap::new();
+
+/// ifindex → ifindex of every port: the target of unicast redirects and of floods.
+#[btf_map(name = "egress")]
+pub static EGRESS: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
+
+/// Frames counted per `Reason`, per CPU.
+#[btf_map(name = "stats")]
+pub static STATS: PerCpuArray<u64, { Reason::COUNT as usize }> = PerCpuArray::new();

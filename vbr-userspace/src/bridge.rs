@@ -1,0 +1,174 @@
+//! One bridge brought to life: its datapath loaded, its maps pinned and filled, its ports attached.
+//! Dropping a `RunningBridge` removes its pins and detaches its programs.
+use std::{fs, path::PathBuf};
+
+use anyhow::{Context as _, anyhow, bail};
+use aya::{
+    Ebpf,
+    maps::{DevMapHash, HashMap},
+    programs::{Xdp, XdpMode},
+};
+use vbr_common::{
+    DEFAULT_VLAN, PROG_INGRESS, map_names,
+    port::{PORT_F_ATTACHED, PortInfo, PortMode},
+};
+
+use crate::{config::BridgeConfig, netdev, paths, veth};
+
+/// A configured port with its interface resolved.
+#[derive(Debug, Clone)]
+pub struct Port {
+    pub ifname: String,
+    pub ifindex: u32,
+}
+
+/// Resolves every port of `bridge`; an unknown interface is an error naming bridge and port.
+pub fn resolve_ports(bridge: &BridgeConfig) -> anyhow::Result<Vec<Port>> {
+    bridge
+        .ports
+        .iter()
+        .map(|port| {
+            let ifindex = netdev::ifindex(&port.ifname).with_context(|| {
+                format!("bridge {:?}, port {:?}", bridge.name, port.ifname)
+            })?;
+            Ok(Port {
+                ifname: port.ifname.clone(),
+                ifindex,
+            })
+        })
+        .collect()
+}
+
+pub struct RunningBridge {
+    pub name: String,
+    pin_dir: PathBuf,
+    // Holds the programs and their links: dropping it detaches every port.
+    ebpf: Ebpf,
+}
+
+impl RunningBridge {
+    /// Loads the datapath for `name`, pins its maps and attaches it to `ports`. On error nothing
+    /// is left behind: what was pinned or attached is undone.
+    pub async fn start(
+        name: &str,
+        ports: &[Port],
+        netlink: &rtnetlink::Handle,
+    ) -> anyhow::Result<Self> {
+        let pin_dir = paths::bridge_dir(name);
+        if pin_dir.exists() {
+            bail!(
+                "bridge {name:?} already has pins at {}: another vbr agent runs it, or one died \
+                 without cleaning up (remove that directory to start afresh)",
+                pin_dir.display()
+            );
+        }
+        let mut ebpf = crate::datapath::load()?;
+        program(&mut ebpf)?
+            .load()
+            .context("loading the XDP program into the kernel (verifier)")?;
+        fs::create_dir_all(&pin_dir)
+            .with_context(|| format!("creating {}", pin_dir.display()))?;
+        let mut bridge = Self {
+            name: name.to_owned(),
+            pin_dir,
+            ebpf: ebpf,
+        };
+        bridge.pin_maps()?;
+        bridge.add_ports(ports)?;
+        for port in ports {
+            bridge.attach(port, netlink).await.with_context(|| {
+                format!("attaching bridge {name:?} to port {:?}", port.ifname)
+            })?;
+        }
+        Ok(bridge)
+    }
+
+    fn pin_maps(&mut self) -> anyhow::Result<()> {
+        for name in [
+            map_names::FDB,
+            map_names::PORTS,
+            map_names::EGRESS,
+            map_names::STATS,
+        ] {
+            let path = self.pin_dir.join(name);
+            self.ebpf
+                .map(name)
+                .ok_or_else(|| anyhow!("the eBPF object has no map {name:?}"))?
+                .pin(&path)
+                .with_context(|| format!("pinning map {name} at {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Makes every port a redirect target and a known ingress before any program runs.
+    fn add_ports(&mut self, ports: &[Port]) -> anyhow::Result<()> {
+        let mut egress = DevMapHash::try_from(self.map_mut(map_names::EGRESS)?)
+            .context("opening the egress devmap")?;
+        for port in ports {
+            egress
+                .insert(port.ifindex, port.ifindex, None, 0)
+                .with_context(|| format!("adding {} to the egress devmap", port.ifname))?;
+        }
+        let mut infos: HashMap<_, u32, PortInfo> =
+            HashMap::try_from(self.map_mut(map_names::PORTS)?).context("opening the ports map")?;
+        for port in ports {
+            let info = PortInfo {
+                pvid: DEFAULT_VLAN,
+                mode: PortMode::XdpNative as u8,
+                flags: 0,
+            };
+            infos
+                .insert(port.ifindex, info, 0)
+                .with_context(|| format!("adding {} to the ports map", port.ifname))?;
+        }
+        Ok(())
+    }
+
+    /// Attaches natively where the driver can, generically otherwise, and records which.
+    async fn attach(&mut self, port: &Port, netlink: &rtnetlink::Handle) -> anyhow::Result<()> {
+        veth::enable_peer_gro(netlink, port.ifindex).await?;
+        let xdp = program(&mut self.ebpf)?;
+        let mode = match xdp.attach_to_if_index(port.ifindex, XdpMode::Driver) {
+            Ok(_) => PortMode::XdpNative,
+            Err(native) => {
+                tracing::info!(port = %port.ifname, "native XDP refused ({native}), using generic XDP");
+                xdp.attach_to_if_index(port.ifindex, XdpMode::Skb)
+                    .context("attaching XDP (native and generic both refused)")?;
+                PortMode::XdpGeneric
+            }
+        };
+        let mut infos: HashMap<_, u32, PortInfo> =
+            HashMap::try_from(self.map_mut(map_names::PORTS)?).context("opening the ports map")?;
+        let info = PortInfo {
+            pvid: DEFAULT_VLAN,
+            mode: mode as u8,
+            flags: PORT_F_ATTACHED,
+        };
+        infos
+            .insert(port.ifindex, info, 0)
+            .context("marking the port attached")?;
+        tracing::info!(bridge = %self.name, port = %port.ifname, mode = mode.name(), "port attached");
+        Ok(())
+    }
+
+    fn map_mut(&mut self, name: &str) -> anyhow::Result<&mut aya::maps::Map> {
+        self.ebpf
+            .map_mut(name)
+            .ok_or_else(|| anyhow!("the eBPF object has no map {name:?}"))
+    }
+}
+
+impl Drop for RunningBridge {
+    fn drop(&mut self) {
+        if let Err(error) = fs::remove_dir_all(&self.pin_dir) {
+            tracing::warn!("removing {}: {error}", self.pin_dir.display());
+        }
+    }
+}
+
+fn program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
+    ebpf.program_mut(PROG_INGRESS)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {PROG_INGRESS}"))?
+        .try_into()
+        .with_context(|| format!("{PROG_INGRESS} is not an XDP program"))
+}

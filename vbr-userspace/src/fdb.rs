@@ -1,0 +1,85 @@
+//! Operations on a bridge's forwarding database map.
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use aya::maps::{HashMap, MapData, MapError};
+use vbr_common::fdb::{FDB_F_STATIC, FdbEntry, FdbKey};
+
+/// BPF_NOEXIST: `bpf_map_update_elem` fails if the key is present.
+const BPF_NOEXIST: u64 = 1;
+
+pub struct Fdb(HashMap<MapData, FdbKey, FdbEntry>);
+
+impl Fdb {
+    pub fn new(map: HashMap<MapData, FdbKey, FdbEntry>) -> Self {
+        Self(map)
+    }
+
+    /// Every entry.
+    pub fn entries(&self) -> anyhow::Result<Vec<(FdbKey, FdbEntry)>> {
+        self.0
+            .iter()
+            .collect::<Result<Vec<_>, _>>()
+            .context("reading the fdb map")
+    }
+
+    /// Adds a static entry; with `replace` it overwrites an existing one, as `bridge fdb replace`.
+    pub fn add_static(&mut self, key: FdbKey, ifindex: u32, replace: bool) -> anyhow::Result<()> {
+        let entry = FdbEntry {
+            ifindex,
+            flags: FDB_F_STATIC,
+            last_seen_ns: monotonic_now_ns(),
+        };
+        match self.0.insert(key, entry, if replace { 0 } else { BPF_NOEXIST }) {
+            Ok(()) => Ok(()),
+            Err(MapError::SyscallError(error))
+                if error.io_error.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                bail!("the entry exists already (use `vbr fdb replace` to overwrite it)")
+            }
+            Err(error) => Err(error).context("writing the fdb map"),
+        }
+    }
+
+    /// Removes an entry, static or learned.
+    pub fn delete(&mut self, key: &FdbKey) -> anyhow::Result<()> {
+        match self.0.remove(key) {
+            Ok(()) => Ok(()),
+            Err(MapError::KeyNotFound) => bail!("no such entry"),
+            Err(MapError::SyscallError(error))
+                if error.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                bail!("no such entry")
+            }
+            Err(error) => Err(error).context("deleting from the fdb map"),
+        }
+    }
+
+    /// Removes learned entries not seen for `ageing_time`; returns how many.
+    pub fn age(&mut self, ageing_time: Duration) -> anyhow::Result<usize> {
+        let now = monotonic_now_ns();
+        let limit = ageing_time.as_nanos() as u64;
+        let expired: Vec<FdbKey> = self
+            .entries()?
+            .into_iter()
+            .filter(|(_, entry)| !entry.is_static() && now.saturating_sub(entry.last_seen_ns) > limit)
+            .map(|(key, _)| key)
+            .collect();
+        for key in &expired {
+            // Gone already (the datapath re-learned it elsewhere or someone deleted it): fine.
+            let _ = self.0.remove(key);
+        }
+        Ok(expired.len())
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of the datapath's `bpf_ktime_get_ns`.
+pub fn monotonic_now_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}

@@ -1,0 +1,13 @@
+//! vbr's userspace: the agent that loads and runs the datapath, and the CLI that inspects it.
+
+pub mod agent;
+pub mod bpffs;
+pub mod bridge;
+pub mod config;
+pub mod datapath;
+pub mod fdb;
+pub mod mac;
+pub mod netdev;
+pub mod paths;
+pub mod pinned;
+pub mod veth;

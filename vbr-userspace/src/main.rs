@@ -1,0 +1,36 @@
+//! `vbr`: the agent and the CLI in one binary.
+mod cli;
+
+use std::{io::IsTerminal as _, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use cli::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("vbr: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let Cli { json, command } = Cli::parse();
+    match command {
+        Command::Agent { config } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?
+            .block_on(vbr::agent::run(&config)),
+        command => Cli::run_inspection(command, json),
+    }
+}
