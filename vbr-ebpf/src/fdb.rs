@@ -11,7 +11,7 @@ pub fn learn(mac: [u8; 6], vlan: u16, ifindex: u32) {
     let key = FdbKey::new(mac, vlan);
     // SAFETY: `bpf_ktime_get_ns` has no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    if let Some(entry) = FDB.get_ptr(&key) {
+    if let Some(entry) = FDB.get_ptr(key) {
         // SAFETY: the pointer comes from a successful map lookup.
         let entry = unsafe { &*entry };
         if entry.is_static()
@@ -26,7 +26,7 @@ pub fn learn(mac: [u8; 6], vlan: u16, ifindex: u32) {
         last_seen_ns: now,
     };
     // A full table only means this source floods back to it for a while: nothing to do.
-    let _ = FDB.insert(&key, &entry, 0);
+    let _ = FDB.insert(key, entry, 0);
 }
 
 /// The port `mac` in `vlan` lives behind, if known.
@@ -34,5 +34,5 @@ pub fn learn(mac: [u8; 6], vlan: u16, ifindex: u32) {
 pub fn lookup(mac: [u8; 6], vlan: u16) -> Option<u32> {
     let key = FdbKey::new(mac, vlan);
     // SAFETY: the pointer comes from a successful map lookup.
-    FDB.get_ptr(&key).map(|entry| unsafe { (*entry).ifindex })
+    FDB.get_ptr(key).map(|entry| unsafe { (*entry).ifindex })
 }

@@ -38,7 +38,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     }
     tracing::info!(bridges = bridges.len(), "vbr agent ready");
 
-    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut ageing = tokio::time::interval(AGEING_INTERVAL);
     loop {

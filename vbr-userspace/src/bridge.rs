@@ -28,9 +28,8 @@ pub fn resolve_ports(bridge: &BridgeConfig) -> anyhow::Result<Vec<Port>> {
         .ports
         .iter()
         .map(|port| {
-            let ifindex = netdev::ifindex(&port.ifname).with_context(|| {
-                format!("bridge {:?}, port {:?}", bridge.name, port.ifname)
-            })?;
+            let ifindex = netdev::ifindex(&port.ifname)
+                .with_context(|| format!("bridge {:?}, port {:?}", bridge.name, port.ifname))?;
             Ok(Port {
                 ifname: port.ifname.clone(),
                 ifindex,
@@ -42,7 +41,7 @@ pub fn resolve_ports(bridge: &BridgeConfig) -> anyhow::Result<Vec<Port>> {
 pub struct RunningBridge {
     pub name: String,
     pin_dir: PathBuf,
-    // Holds the programs and their links: dropping it detaches every port.
+    /// Holds the program and its links: dropping it detaches every port.
     ebpf: Ebpf,
 }
 
@@ -66,19 +65,19 @@ impl RunningBridge {
         program(&mut ebpf)?
             .load()
             .context("loading the XDP program into the kernel (verifier)")?;
-        fs::create_dir_all(&pin_dir)
-            .with_context(|| format!("creating {}", pin_dir.display()))?;
+        fs::create_dir_all(&pin_dir).with_context(|| format!("creating {}", pin_dir.display()))?;
         let mut bridge = Self {
             name: name.to_owned(),
             pin_dir,
-            ebpf: ebpf,
+            ebpf,
         };
         bridge.pin_maps()?;
         bridge.add_ports(ports)?;
         for port in ports {
-            bridge.attach(port, netlink).await.with_context(|| {
-                format!("attaching bridge {name:?} to port {:?}", port.ifname)
-            })?;
+            bridge
+                .attach(port, netlink)
+                .await
+                .with_context(|| format!("attaching bridge {name:?} to port {:?}", port.ifname))?;
         }
         Ok(bridge)
     }

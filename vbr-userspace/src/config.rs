@@ -146,7 +146,9 @@ fn valid_ifname(name: &str) -> bool {
     (1..libc::IF_NAMESIZE).contains(&name.len())
         && name != "."
         && name != ".."
-        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
 #[cfg(test)]
@@ -196,20 +198,27 @@ mod tests {
             ifname = "p1"
             "#,
         );
-        assert!(message.contains("\"p1\"") && message.contains("twice"), "{message}");
+        assert!(
+            message.contains("\"p1\"") && message.contains("twice"),
+            "{message}"
+        );
     }
 
     #[test]
     fn rejects_unparsable_and_unknown_fields() {
         assert!(error_of("[[bridge]\nname=").contains("not valid"));
-        let message = error_of("[[bridge]]\nname = \"a\"\ncolour = 1\n[[bridge.port]]\nifname = \"p\"\n");
+        let message =
+            error_of("[[bridge]]\nname = \"a\"\ncolour = 1\n[[bridge.port]]\nifname = \"p\"\n");
         assert!(message.contains("colour"), "{message}");
     }
 
     #[test]
     fn rejects_bad_names_and_empty_bridges() {
         assert!(error_of("").contains("no bridge"));
-        assert!(error_of("[[bridge]]\nname = \"../x\"\n[[bridge.port]]\nifname = \"p\"\n").contains("../x"));
+        assert!(
+            error_of("[[bridge]]\nname = \"../x\"\n[[bridge.port]]\nifname = \"p\"\n")
+                .contains("../x")
+        );
         assert!(error_of("[[bridge]]\nname = \"a\"\n").contains("no port"));
         let long = "[[bridge]]\nname = \"a\"\n[[bridge.port]]\nifname = \"sixteen-chars-xx\"\n";
         assert!(error_of(long).contains("sixteen-chars-xx"));

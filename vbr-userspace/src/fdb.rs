@@ -30,7 +30,10 @@ impl Fdb {
             flags: FDB_F_STATIC,
             last_seen_ns: monotonic_now_ns(),
         };
-        match self.0.insert(key, entry, if replace { 0 } else { BPF_NOEXIST }) {
+        match self
+            .0
+            .insert(key, entry, if replace { 0 } else { BPF_NOEXIST })
+        {
             Ok(()) => Ok(()),
             Err(MapError::SyscallError(error))
                 if error.io_error.raw_os_error() == Some(libc::EEXIST) =>
@@ -62,7 +65,9 @@ impl Fdb {
         let expired: Vec<FdbKey> = self
             .entries()?
             .into_iter()
-            .filter(|(_, entry)| !entry.is_static() && now.saturating_sub(entry.last_seen_ns) > limit)
+            .filter(|(_, entry)| {
+                !entry.is_static() && now.saturating_sub(entry.last_seen_ns) > limit
+            })
             .map(|(key, _)| key)
             .collect();
         for key in &expired {

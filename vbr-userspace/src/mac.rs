@@ -60,16 +60,37 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for text in ["", "02:00:00:00:00", "02:00:00:00:00:00:00", "02:00:00:00:00:zz", "020:0:0:0:0:0"] {
+        for text in [
+            "",
+            "02:00:00:00:00",
+            "02:00:00:00:00:00:00",
+            "02:00:00:00:00:zz",
+            "020:0:0:0:0:0",
+        ] {
             assert!(text.parse::<MacAddr>().is_err(), "{text:?} parsed");
         }
     }
 
     #[test]
     fn classifies_group_and_zero() {
-        assert!("ff:ff:ff:ff:ff:ff".parse::<MacAddr>().unwrap().is_multicast());
-        assert!("01:00:5e:00:00:01".parse::<MacAddr>().unwrap().is_multicast());
-        assert!(!"02:00:00:00:00:01".parse::<MacAddr>().unwrap().is_multicast());
+        assert!(
+            "ff:ff:ff:ff:ff:ff"
+                .parse::<MacAddr>()
+                .unwrap()
+                .is_multicast()
+        );
+        assert!(
+            "01:00:5e:00:00:01"
+                .parse::<MacAddr>()
+                .unwrap()
+                .is_multicast()
+        );
+        assert!(
+            !"02:00:00:00:00:01"
+                .parse::<MacAddr>()
+                .unwrap()
+                .is_multicast()
+        );
         assert!("00:00:00:00:00:00".parse::<MacAddr>().unwrap().is_zero());
     }
 }

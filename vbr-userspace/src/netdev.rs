@@ -5,7 +5,8 @@ use anyhow::{Context as _, bail};
 
 /// The ifindex of interface `name`.
 pub fn ifindex(name: &str) -> anyhow::Result<u32> {
-    let c_name = CString::new(name).with_context(|| format!("interface name {name:?} has a NUL byte"))?;
+    let c_name =
+        CString::new(name).with_context(|| format!("interface name {name:?} has a NUL byte"))?;
     // SAFETY: `c_name` is a valid NUL-terminated string.
     let index = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
     if index == 0 {

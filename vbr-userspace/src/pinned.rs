@@ -39,7 +39,10 @@ impl PinnedBridge {
     pub fn select(bridge: Option<&str>) -> anyhow::Result<Vec<Self>> {
         match bridge {
             Some(name) => Ok(vec![Self::open(name)?]),
-            None => running_bridges()?.iter().map(|name| Self::open(name)).collect(),
+            None => running_bridges()?
+                .iter()
+                .map(|name| Self::open(name))
+                .collect(),
         }
     }
 
@@ -85,12 +88,8 @@ fn open_hash_map<K: aya::Pod, V: aya::Pod>(
     map: &str,
 ) -> anyhow::Result<HashMap<MapData, K, V>> {
     let path = paths::map_pin(bridge, map);
-    let data = MapData::from_pin(&path).with_context(|| {
-        format!(
-            "opening pinned map {} (are you root?)",
-            path.display()
-        )
-    })?;
+    let data = MapData::from_pin(&path)
+        .with_context(|| format!("opening pinned map {} (are you root?)", path.display()))?;
     let map = Map::from_map_data(data)
         .with_context(|| format!("pinned map {} has an unexpected type", path.display()))?;
     HashMap::try_from(map)

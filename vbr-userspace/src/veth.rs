@@ -5,16 +5,13 @@
 use std::{
     collections::HashSet,
     fs::{self, File},
-    os::{
-        fd::AsRawFd,
-        unix::fs::MetadataExt,
-    },
+    os::{fd::AsRawFd, unix::fs::MetadataExt},
     path::PathBuf,
 };
 
 use anyhow::{Context as _, anyhow, bail};
-use futures_util::TryStreamExt as _;
 use futures_util::StreamExt as _;
+use futures_util::TryStreamExt as _;
 use netlink_packet_core::{NLM_F_ACK, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::{
     RouteNetlinkMessage,
@@ -77,7 +74,9 @@ pub async fn enable_peer_gro(handle: &rtnetlink::Handle, ifindex: u32) -> anyhow
 async fn find_netns(handle: &rtnetlink::Handle, nsid: i32) -> anyhow::Result<File> {
     let mut seen = HashSet::new();
     for path in netns_candidates() {
-        let Ok(file) = File::open(&path) else { continue };
+        let Ok(file) = File::open(&path) else {
+            continue;
+        };
         let Ok(meta) = file.metadata() else { continue };
         if !seen.insert((meta.dev(), meta.ino())) {
             continue;
@@ -102,7 +101,13 @@ fn netns_candidates() -> Vec<PathBuf> {
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|entry| entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+            .filter(|entry| {
+                entry
+                    .file_name()
+                    .to_string_lossy()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+            })
             .map(|entry| entry.path().join("ns/net")),
     );
     paths
@@ -124,10 +129,13 @@ async fn nsid_of(handle: &rtnetlink::Handle, file: &File) -> anyhow::Result<Opti
                 return Err(anyhow!("RTM_GETNSID failed: {error:?}"));
             }
             NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNsId(reply)) => {
-                let id = reply.attributes.iter().find_map(|attribute| match attribute {
-                    NsidAttribute::Id(id) if *id >= 0 => Some(*id),
-                    _ => None,
-                });
+                let id = reply
+                    .attributes
+                    .iter()
+                    .find_map(|attribute| match attribute {
+                        NsidAttribute::Id(id) if *id >= 0 => Some(*id),
+                        _ => None,
+                    });
                 return Ok(id);
             }
             _ => {}

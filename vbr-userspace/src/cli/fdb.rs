@@ -89,7 +89,11 @@ fn show(bridge: Option<&str>, json: bool) -> anyhow::Result<()> {
                 mac: MacAddr(key.mac).to_string(),
                 vlan: key.vlan,
                 port: netdev::name(entry.ifindex).unwrap_or_else(|_| format!("#{}", entry.ifindex)),
-                kind: if entry.is_static() { "static" } else { "learned" },
+                kind: if entry.is_static() {
+                    "static"
+                } else {
+                    "learned"
+                },
                 age_s: now.saturating_sub(entry.last_seen_ns) / 1_000_000_000,
             });
         }
@@ -137,7 +141,12 @@ fn add(entry: StaticEntry, replace: bool) -> anyhow::Result<()> {
     bridge
         .fdb
         .add_static(FdbKey::new(mac.0, vlan), ifindex, replace)
-        .with_context(|| format!("adding {mac} vlan {vlan} on {port} to bridge {}", bridge.name))
+        .with_context(|| {
+            format!(
+                "adding {mac} vlan {vlan} on {port} to bridge {}",
+                bridge.name
+            )
+        })
 }
 
 /// The running bridge that has port `ifindex`.

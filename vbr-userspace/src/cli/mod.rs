@@ -11,7 +11,11 @@ pub use fdb::FdbCommand;
 pub use port::PortCommand;
 
 #[derive(Debug, Parser)]
-#[command(name = "vbr", version, about = "An eBPF L2 switch for hypervisor and container hosts")]
+#[command(
+    name = "vbr",
+    version,
+    about = "An eBPF L2 switch for hypervisor and container hosts"
+)]
 pub struct Cli {
     /// Print JSON instead of a table.
     #[arg(short = 'j', long = "json", global = true)]

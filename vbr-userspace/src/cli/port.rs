@@ -60,6 +60,9 @@ pub fn run(command: PortCommand, json: bool) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    table::print(&["BRIDGE", "PORT", "IFINDEX", "MODE", "PVID", "ATTACHED"], &cells);
+    table::print(
+        &["BRIDGE", "PORT", "IFINDEX", "MODE", "PVID", "ATTACHED"],
+        &cells,
+    );
     Ok(())
 }
