@@ -7,19 +7,24 @@
 pub mod fdb;
 pub mod port;
 pub mod stats;
+pub mod vlan;
 
 /// Names of the maps in the eBPF object; each is pinned under `/sys/fs/bpf/vbr/<bridge>/<name>`.
 pub mod map_names {
     pub const FDB: &str = "fdb";
     pub const PORTS: &str = "ports";
     pub const EGRESS: &str = "egress";
+    pub const FLOOD: &str = "flood";
     pub const STATS: &str = "stats";
 }
 
 /// Name of the XDP program attached to every port.
 pub const PROG_INGRESS: &str = "vbr_ingress";
 
-/// The VLAN every frame belongs to until per-port VLAN configuration exists.
+/// Name of the devmap program that applies each port's VLAN policy to flooded copies.
+pub const PROG_FLOOD_EGRESS: &str = "vbr_flood_egress";
+
+/// The PVID of a port whose config names none, as the Linux bridge's default_pvid.
 pub const DEFAULT_VLAN: u16 = 1;
 
 /// Maximum number of ports in one bridge (sizes the `ports` and `egress` maps).

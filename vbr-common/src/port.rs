@@ -1,16 +1,28 @@
 //! Bridge ports: the `ports` map, keyed by ifindex.
+use crate::vlan::VID_MAX;
+
+/// Words of the VLAN membership bitmap: one bit per VID 0..=4095.
+pub const VLAN_BITMAP_WORDS: usize = 64;
+
+/// `pvid` of a port that admits no untagged frames (a pure trunk).
+pub const PVID_NONE: u16 = 0;
 
 /// Value of the `ports` map. A frame arriving on an ifindex absent from the map is not the
 /// bridge's business and is passed to the stack.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortInfo {
-    /// VLAN that untagged frames entering the port join.
+    /// VLAN that untagged and priority-tagged frames entering the port join, and that leaves the
+    /// port untagged; `PVID_NONE` for none.
     pub pvid: u16,
     /// A `PortMode` value.
     pub mode: u8,
     /// `PORT_F_*` bits.
     pub flags: u8,
+    pub _pad: u32,
+    /// VLANs the port is a member of (the PVID included), bit `vid % 64` of word `vid / 64`:
+    /// one lookup answers both ingress filtering and egress policy.
+    pub vlans: [u64; VLAN_BITMAP_WORDS],
 }
 
 /// Set by the agent once the port's program is attached.
@@ -46,11 +58,55 @@ impl PortMode {
 }
 
 impl PortInfo {
+    /// A port in no VLAN at all.
+    pub const fn new(mode: PortMode) -> Self {
+        Self {
+            pvid: PVID_NONE,
+            mode: mode as u8,
+            flags: 0,
+            _pad: 0,
+            vlans: [0; VLAN_BITMAP_WORDS],
+        }
+    }
+
     pub const fn is_attached(&self) -> bool {
         self.flags & PORT_F_ATTACHED != 0
+    }
+
+    #[inline(always)]
+    pub const fn is_member(&self, vid: u16) -> bool {
+        let word = (vid as usize >> 6) & (VLAN_BITMAP_WORDS - 1);
+        self.vlans[word] & (1 << (vid & 63)) != 0
+    }
+
+    /// Adds (or removes) membership of `vid`; VIDs outside 1–4094 are ignored.
+    pub fn set_member(&mut self, vid: u16, member: bool) {
+        if vid == 0 || vid > VID_MAX {
+            return;
+        }
+        let bit = 1 << (vid & 63);
+        let word = &mut self.vlans[vid as usize >> 6];
+        if member {
+            *word |= bit;
+        } else {
+            *word &= !bit;
+        }
+    }
+
+    /// Makes `vid` the PVID (a member, untagged on egress); `PVID_NONE` clears it. The former
+    /// PVID stops being a member.
+    pub fn set_pvid(&mut self, vid: u16) {
+        self.set_member(self.pvid, false);
+        self.pvid = vid;
+        self.set_member(vid, true);
+    }
+
+    /// Member VLANs that leave the port tagged: all but the PVID, ascending.
+    pub fn tagged(&self) -> impl Iterator<Item = u16> + '_ {
+        (1..=VID_MAX).filter(move |vid| *vid != self.pvid && self.is_member(*vid))
     }
 }
 
 #[cfg(feature = "user")]
-// SAFETY: plain `#[repr(C)]` data without padding holes.
+// SAFETY: plain `#[repr(C)]` data with explicit padding.
 unsafe impl aya::Pod for PortInfo {}

@@ -18,31 +18,14 @@ pub enum Reason {
     DropRedirect = 5,
     /// Arrived on an interface that is not one of the bridge's ports.
     PassNotPort = 6,
+    /// Tagged with a VLAN the port is not a member of, or untagged on a port without PVID.
+    DropVlanIngress = 7,
+    /// The destination's port is not a member of the frame's VLAN.
+    DropVlanEgress = 8,
+    /// No room in front of the frame to push a VLAN tag.
+    DropNoHeadroom = 9,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 7;
-
-    pub const ALL: [Reason; Self::COUNT as usize] = [
-        Self::Forwarded,
-        Self::Flooded,
-        Self::DropMalformed,
-        Self::DropInvalidSource,
-        Self::DropSamePort,
-        Self::DropRedirect,
-        Self::PassNotPort,
-    ];
-
-    /// The name tools print.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Forwarded => "forwarded",
-            Self::Flooded => "flooded",
-            Self::DropMalformed => "drop_malformed",
-            Self::DropInvalidSource => "drop_invalid_source",
-            Self::DropSamePort => "drop_same_port",
-            Self::DropRedirect => "drop_redirect",
-            Self::PassNotPort => "pass_not_port",
-        }
-    }
+    pub const COUNT: u32 = 10;
 }

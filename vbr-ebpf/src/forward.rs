@@ -1,24 +1,42 @@
 //! Sending a frame to one port or flooding it to all others (br_forward.c).
-use aya_ebpf::bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, xdp_action};
+use aya_ebpf::{
+    bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS},
+    programs::XdpContext,
+};
 use vbr_common::stats::Reason;
 
-use crate::maps::EGRESS;
+use crate::{
+    maps::{EGRESS, FLOOD, PORTS},
+    vlan::{self, Classified},
+};
 
-/// Redirects the frame to the port `ifindex`.
+/// Redirects the frame to the port `ifindex`, tagged as that port wants its VLAN.
 #[inline(always)]
-pub fn to_port(ifindex: u32) -> (u32, Reason) {
-    match EGRESS.redirect(ifindex, 0) {
-        Ok(action) => (action, Reason::Forwarded),
-        Err(_) => (xdp_action::XDP_DROP, Reason::DropRedirect),
+pub fn to_port(
+    ctx: &XdpContext,
+    frame: &Classified,
+    ifindex: u32,
+) -> Result<(u32, Reason), Reason> {
+    // SAFETY: the pointer comes from a successful map lookup.
+    let port = unsafe { &*PORTS.get_ptr(ifindex).ok_or(Reason::DropRedirect)? };
+    if !port.is_member(frame.vid) {
+        return Err(Reason::DropVlanEgress);
     }
+    vlan::set_tag(ctx, frame, frame.vid != port.pvid)?;
+    EGRESS
+        .redirect(ifindex, 0)
+        .map(|action| (action, Reason::Forwarded))
+        .map_err(|_| Reason::DropRedirect)
 }
 
-/// Sends a copy of the frame to every port but the ingress one
-/// (BPF_F_BROADCAST and BPF_F_EXCLUDE_INGRESS need Linux 5.14).
+/// Sends a copy of the frame, tagged with its VLAN, to every port but the ingress one; each
+/// port's `vbr_flood_egress` program then applies that port's VLAN policy to its copy.
+/// (BPF_F_BROADCAST and BPF_F_EXCLUDE_INGRESS need Linux 5.14.)
 #[inline(always)]
-pub fn flood() -> (u32, Reason) {
-    match EGRESS.redirect(0, (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) as u64) {
-        Ok(action) => (action, Reason::Flooded),
-        Err(_) => (xdp_action::XDP_DROP, Reason::DropRedirect),
-    }
+pub fn flood(ctx: &XdpContext, frame: &Classified) -> Result<(u32, Reason), Reason> {
+    vlan::set_tag(ctx, frame, true)?;
+    FLOOD
+        .redirect(0, (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) as u64)
+        .map(|action| (action, Reason::Flooded))
+        .map_err(|_| Reason::DropRedirect)
 }

@@ -1,5 +1,5 @@
-//! Ingress of one frame (br_input.c): validate, learn the source, look the destination up,
-//! then forward or flood.
+//! Ingress of one frame (br_input.c): validate, classify the VLAN, learn the source, look the
+//! destination up, then forward or flood.
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use vbr_common::{port::PortInfo, stats::Reason};
 
@@ -7,35 +7,38 @@ use crate::{
     fdb, forward,
     maps::PORTS,
     parse::{self, is_multicast, is_zero},
+    vlan,
 };
 
 /// The XDP action for the frame and the reason it is counted under.
 #[inline(always)]
 pub fn handle_frame(ctx: &XdpContext) -> (u32, Reason) {
     let ingress = ctx.ingress_ifindex() as u32;
-    // SAFETY: the pointer comes from a successful map lookup.
-    let Some(port) = PORTS.get_ptr(ingress).map(|port| unsafe { *port }) else {
+    let Some(port) = PORTS.get_ptr(ingress) else {
         return (xdp_action::XDP_PASS, Reason::PassNotPort);
     };
-    switch_frame(ctx, ingress, &port).unwrap_or_else(|reason| (xdp_action::XDP_DROP, reason))
+    // SAFETY: the pointer comes from a successful map lookup.
+    let port = unsafe { &*port };
+    switch_frame(ctx, ingress, port).unwrap_or_else(|reason| (xdp_action::XDP_DROP, reason))
 }
 
 /// Everything but the drops, which come back as `Err(reason)`.
 #[inline(always)]
 fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<(u32, Reason), Reason> {
     let eth = parse::eth_header(ctx)?;
-    let (src, dst) = (eth.src_addr, eth.dst_addr);
+    let (src, dst, ether_type) = (eth.src_addr, eth.dst_addr, u16::from_be(eth.ether_type));
     if is_multicast(&src) || is_zero(&src) {
         return Err(Reason::DropInvalidSource);
     }
-    let vlan = port.pvid;
-    fdb::learn(src, vlan, ingress);
+    // Learn only after ingress filtering, as br_handle_frame_finish does.
+    let frame = vlan::classify(ctx, ether_type, port)?;
+    fdb::learn(src, frame.vid, ingress);
     if is_multicast(&dst) {
-        return Ok(forward::flood());
+        return forward::flood(ctx, &frame);
     }
-    match fdb::lookup(dst, vlan) {
+    match fdb::lookup(dst, frame.vid) {
         Some(egress) if egress == ingress => Err(Reason::DropSamePort),
-        Some(egress) => Ok(forward::to_port(egress)),
-        None => Ok(forward::flood()),
+        Some(egress) => forward::to_port(ctx, &frame, egress),
+        None => forward::flood(ctx, &frame),
     }
 }

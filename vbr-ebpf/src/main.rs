@@ -1,14 +1,16 @@
 //! vbr's datapath: entry points only; the work lives in one module per concern, split the way
-//! the Linux bridge splits it (br_input.c, br_fdb.c, br_forward.c).
+//! the Linux bridge splits it (br_input.c, br_fdb.c, br_vlan.c, br_forward.c).
 #![no_std]
 #![no_main]
 
+mod egress;
 mod fdb;
 mod forward;
 mod input;
 mod maps;
 mod parse;
 mod stats;
+mod vlan;
 
 use aya_ebpf::{macros::xdp, programs::XdpContext};
 
@@ -18,6 +20,13 @@ pub fn vbr_ingress(ctx: XdpContext) -> u32 {
     let (action, reason) = input::handle_frame(&ctx);
     stats::count(reason);
     action
+}
+
+/// Devmap program of every port in the `flood` map: the port's VLAN policy for flooded copies
+/// (devmap programs need Linux 5.8, and 5.15 for generic XDP).
+#[xdp(map = "devmap")]
+pub fn vbr_flood_egress(ctx: XdpContext) -> u32 {
+    egress::handle_copy(&ctx)
 }
 
 #[cfg(not(test))]

@@ -19,9 +19,13 @@ pub static FDB: HashMap<FdbKey, FdbEntry, { MAX_FDB_ENTRIES as usize }> = HashMa
 #[btf_map(name = "ports")]
 pub static PORTS: HashMap<u32, PortInfo, { MAX_PORTS as usize }> = HashMap::new();
 
-/// ifindex → ifindex of every port: the target of unicast redirects and of floods.
+/// ifindex → ifindex of every port: the target of unicast redirects, which leave as they are.
 #[btf_map(name = "egress")]
 pub static EGRESS: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
+
+/// The same ports, each with `vbr_flood_egress` attached: the target of floods.
+#[btf_map(name = "flood")]
+pub static FLOOD: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
 
 /// Frames counted per `Reason`, per CPU.
 #[btf_map(name = "stats")]

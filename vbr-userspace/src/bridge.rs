@@ -9,7 +9,7 @@ use aya::{
     programs::{Xdp, XdpMode},
 };
 use vbr_common::{
-    DEFAULT_VLAN, PROG_INGRESS, map_names,
+    PROG_FLOOD_EGRESS, PROG_INGRESS, map_names,
     port::{PORT_F_ATTACHED, PortInfo, PortMode},
 };
 
@@ -20,6 +20,20 @@ use crate::{config::BridgeConfig, netdev, paths, veth};
 pub struct Port {
     pub ifname: String,
     pub ifindex: u32,
+    pub pvid: u16,
+    pub tagged: Vec<u16>,
+}
+
+impl Port {
+    /// The port's entry in the `ports` map.
+    fn info(&self, mode: PortMode) -> PortInfo {
+        let mut info = PortInfo::new(mode);
+        info.set_pvid(self.pvid);
+        for vid in &self.tagged {
+            info.set_member(*vid, true);
+        }
+        info
+    }
 }
 
 /// Resolves every port of `bridge`; an unknown interface is an error naming bridge and port.
@@ -33,6 +47,8 @@ pub fn resolve_ports(bridge: &BridgeConfig) -> anyhow::Result<Vec<Port>> {
             Ok(Port {
                 ifname: port.ifname.clone(),
                 ifindex,
+                pvid: port.pvid,
+                tagged: port.tagged.clone(),
             })
         })
         .collect()
@@ -62,9 +78,11 @@ impl RunningBridge {
             );
         }
         let mut ebpf = crate::datapath::load()?;
-        program(&mut ebpf)?
-            .load()
-            .context("loading the XDP program into the kernel (verifier)")?;
+        for name in [PROG_INGRESS, PROG_FLOOD_EGRESS] {
+            program(&mut ebpf, name)?
+                .load()
+                .with_context(|| format!("loading program {name} into the kernel (verifier)"))?;
+        }
         fs::create_dir_all(&pin_dir).with_context(|| format!("creating {}", pin_dir.display()))?;
         let mut bridge = Self {
             name: name.to_owned(),
@@ -87,6 +105,7 @@ impl RunningBridge {
             map_names::FDB,
             map_names::PORTS,
             map_names::EGRESS,
+            map_names::FLOOD,
             map_names::STATS,
         ] {
             let path = self.pin_dir.join(name);
@@ -101,23 +120,28 @@ impl RunningBridge {
 
     /// Makes every port a redirect target and a known ingress before any program runs.
     fn add_ports(&mut self, ports: &[Port]) -> anyhow::Result<()> {
-        let mut egress = DevMapHash::try_from(self.map_mut(map_names::EGRESS)?)
-            .context("opening the egress devmap")?;
-        for port in ports {
-            egress
-                .insert(port.ifindex, port.ifindex, None, 0)
-                .with_context(|| format!("adding {} to the egress devmap", port.ifname))?;
+        let flood_egress = program(&mut self.ebpf, PROG_FLOOD_EGRESS)?
+            .fd()
+            .context("reading the flood egress program's fd")?
+            .try_clone()
+            .context("duplicating the flood egress program's fd")?;
+        for (map, egress_program) in [
+            (map_names::EGRESS, None),
+            (map_names::FLOOD, Some(&flood_egress)),
+        ] {
+            let mut devmap = DevMapHash::try_from(self.map_mut(map)?)
+                .with_context(|| format!("opening the {map} devmap"))?;
+            for port in ports {
+                devmap
+                    .insert(port.ifindex, port.ifindex, egress_program, 0)
+                    .with_context(|| format!("adding {} to the {map} devmap", port.ifname))?;
+            }
         }
         let mut infos: HashMap<_, u32, PortInfo> =
             HashMap::try_from(self.map_mut(map_names::PORTS)?).context("opening the ports map")?;
         for port in ports {
-            let info = PortInfo {
-                pvid: DEFAULT_VLAN,
-                mode: PortMode::XdpNative as u8,
-                flags: 0,
-            };
             infos
-                .insert(port.ifindex, info, 0)
+                .insert(port.ifindex, port.info(PortMode::XdpNative), 0)
                 .with_context(|| format!("adding {} to the ports map", port.ifname))?;
         }
         Ok(())
@@ -126,7 +150,7 @@ impl RunningBridge {
     /// Attaches natively where the driver can, generically otherwise, and records which.
     async fn attach(&mut self, port: &Port, netlink: &rtnetlink::Handle) -> anyhow::Result<()> {
         veth::enable_peer_gro(netlink, port.ifindex).await?;
-        let xdp = program(&mut self.ebpf)?;
+        let xdp = program(&mut self.ebpf, PROG_INGRESS)?;
         let mode = match xdp.attach_to_if_index(port.ifindex, XdpMode::Driver) {
             Ok(_) => PortMode::XdpNative,
             Err(native) => {
@@ -138,11 +162,8 @@ impl RunningBridge {
         };
         let mut infos: HashMap<_, u32, PortInfo> =
             HashMap::try_from(self.map_mut(map_names::PORTS)?).context("opening the ports map")?;
-        let info = PortInfo {
-            pvid: DEFAULT_VLAN,
-            mode: mode as u8,
-            flags: PORT_F_ATTACHED,
-        };
+        let mut info = port.info(mode);
+        info.flags |= PORT_F_ATTACHED;
         infos
             .insert(port.ifindex, info, 0)
             .context("marking the port attached")?;
@@ -165,9 +186,9 @@ impl Drop for RunningBridge {
     }
 }
 
-fn program(ebpf: &mut Ebpf) -> anyhow::Result<&mut Xdp> {
-    ebpf.program_mut(PROG_INGRESS)
-        .ok_or_else(|| anyhow!("the eBPF object has no program {PROG_INGRESS}"))?
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Xdp> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {name}"))?
         .try_into()
-        .with_context(|| format!("{PROG_INGRESS} is not an XDP program"))
+        .with_context(|| format!("{name} is not an XDP program"))
 }

@@ -7,10 +7,13 @@
 //!
 //! [[bridge.port]]
 //! ifname = "sw-h1"
+//! pvid = 10                 # default 1; "none" admits no untagged frames (a pure trunk)
+//! tagged = [20, "100-110"]  # VLANs carried 802.1Q-tagged
 //! ```
 use std::{collections::HashSet, path::Path};
 
 use serde::Deserialize;
+use vbr_common::{DEFAULT_VLAN, port::PVID_NONE, vlan::VID_MAX};
 
 /// Learned entries older than this many seconds are removed, as the Linux bridge's default.
 pub const DEFAULT_AGEING_TIME: u64 = 300;
@@ -33,9 +36,94 @@ pub struct BridgeConfig {
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawPort")]
 pub struct PortConfig {
     pub ifname: String,
+    /// `PVID_NONE` for `pvid = "none"`.
+    pub pvid: u16,
+    /// Ascending, without duplicates, never containing the PVID.
+    pub tagged: Vec<u16>,
+}
+
+/// A port as written, before its VLANs are checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPort {
+    ifname: String,
+    pvid: Option<VlanSpec>,
+    #[serde(default)]
+    tagged: Vec<VlanSpec>,
+}
+
+/// A VID as a number, or text: `"none"` (for pvid), `"10"` or a range `"100-110"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum VlanSpec {
+    Number(i64),
+    Text(String),
+}
+
+impl TryFrom<RawPort> for PortConfig {
+    type Error = String;
+
+    fn try_from(raw: RawPort) -> Result<Self, String> {
+        let ifname = raw.ifname;
+        let in_port = |error: String| format!("port {ifname:?}: {error}");
+        let pvid = match raw.pvid {
+            None => DEFAULT_VLAN,
+            Some(VlanSpec::Text(text)) if text == "none" => PVID_NONE,
+            Some(VlanSpec::Number(number)) => vid(number).map_err(in_port)?,
+            Some(VlanSpec::Text(text)) => vid_text(&text).map_err(in_port)?,
+        };
+        let mut tagged = Vec::new();
+        for spec in raw.tagged {
+            match spec {
+                VlanSpec::Number(number) => tagged.push(vid(number).map_err(in_port)?),
+                VlanSpec::Text(text) => tagged.extend(parse_vlan_range(&text).map_err(in_port)?),
+            }
+        }
+        tagged.sort_unstable();
+        tagged.dedup();
+        if tagged.contains(&pvid) {
+            return Err(in_port(format!(
+                "VLAN {pvid} cannot be both the pvid and tagged"
+            )));
+        }
+        Ok(Self {
+            ifname,
+            pvid,
+            tagged,
+        })
+    }
+}
+
+/// Parses `"N"` or `"A-B"` (A ≤ B) into the VIDs it names, each within 1–4094.
+pub fn parse_vlan_range(text: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    let (first, last) = match text.split_once('-') {
+        Some((first, last)) => (vid_text(first)?, vid_text(last)?),
+        None => {
+            let vid = vid_text(text)?;
+            (vid, vid)
+        }
+    };
+    if first > last {
+        return Err(format!("VLAN range {text:?} runs backwards"));
+    }
+    Ok(first..=last)
+}
+
+fn vid_text(text: &str) -> Result<u16, String> {
+    let number = text.trim().parse::<i64>().map_err(|_| {
+        format!("{text:?} is not a VLAN id (expected 1-{VID_MAX}, or a range like \"100-110\")")
+    })?;
+    vid(number)
+}
+
+fn vid(number: i64) -> Result<u16, String> {
+    match u16::try_from(number) {
+        Ok(vid @ 1..=VID_MAX) => Ok(vid),
+        _ => Err(format!("VLAN id {number} is outside 1-{VID_MAX}")),
+    }
 }
 
 fn default_ageing_time() -> u64 {
@@ -177,7 +265,45 @@ mod tests {
         assert_eq!(config.bridges.len(), 2);
         assert_eq!(config.bridges[0].ageing_time, DEFAULT_AGEING_TIME);
         assert_eq!(config.bridges[0].ports[1].ifname, "sw-h2");
+        assert_eq!(config.bridges[0].ports[1].pvid, DEFAULT_VLAN);
+        assert!(config.bridges[0].ports[1].tagged.is_empty());
         assert_eq!(config.bridges[1].ageing_time, 0);
+    }
+
+    fn one_port(port_fields: &str) -> Result<PortConfig, String> {
+        let text =
+            format!("[[bridge]]\nname = \"a\"\n[[bridge.port]]\nifname = \"p1\"\n{port_fields}\n");
+        Config::parse(&text)
+            .map(|mut config| config.bridges.remove(0).ports.remove(0))
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn parses_pvid_and_tagged_ranges() {
+        let port = one_port("pvid = 10\ntagged = [20, \"100-103\", 20]").unwrap();
+        assert_eq!(port.pvid, 10);
+        assert_eq!(port.tagged, vec![20, 100, 101, 102, 103]);
+        let trunk = one_port("pvid = \"none\"\ntagged = [\"4094\"]").unwrap();
+        assert_eq!(trunk.pvid, PVID_NONE);
+        assert_eq!(trunk.tagged, vec![4094]);
+    }
+
+    #[test]
+    fn rejects_bad_vlans_naming_port_and_value() {
+        for (fields, needle) in [
+            ("pvid = 0", "VLAN id 0 is outside 1-4094"),
+            ("pvid = 4095", "VLAN id 4095"),
+            ("tagged = [5000]", "VLAN id 5000"),
+            ("tagged = [\"10-5\"]", "\"10-5\" runs backwards"),
+            ("tagged = [\"ten\"]", "\"ten\" is not a VLAN id"),
+            ("pvid = 10\ntagged = [\"5-15\"]", "VLAN 10 cannot be both"),
+        ] {
+            let message = one_port(fields).unwrap_err();
+            assert!(
+                message.contains("port \"p1\"") && message.contains(needle),
+                "{fields}: {message}"
+            );
+        }
     }
 
     fn error_of(text: &str) -> String {

@@ -1,16 +1,14 @@
-//! Datapath tests: the real XDP program, loaded into this kernel and fed frames through
-//! BPF_PROG_TEST_RUN. Verdicts, FDB effects and counters come from plain test runs; where a frame
-//! goes comes from live-frames test runs (Linux ≥ 5.18), which really transmit it, caught on the
-//! far ends of veth ports.
+//! Datapath tests: the real XDP programs, loaded into this kernel and fed frames through
+//! BPF_PROG_TEST_RUN. Verdicts, output bytes, FDB effects and counters come from plain test runs;
+//! where frames go comes from live-frames test runs (Linux ≥ 5.18), which really transmit them
+//! (through the flood egress program too), caught on the far ends of veth ports.
 //!
-//! Each test moves its thread into a fresh, anonymous network namespace (`unshare`), so the veths
-//! it creates vanish with the thread, on success, failure or panic alike.
+//! Each test builds its ports in a network namespace of its own and moves its thread there:
+//! test runs name their ingress by ifindex, which the kernel resolves in the caller's namespace.
 use std::{
-    io,
-    mem::{self, MaybeUninit},
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    process::Command,
-    time::{Duration, Instant},
+    mem,
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
 };
 
 use aya::{
@@ -19,24 +17,25 @@ use aya::{
     programs::Xdp,
 };
 use vbr_common::{
-    DEFAULT_VLAN, PROG_INGRESS,
+    DEFAULT_VLAN, PROG_FLOOD_EGRESS, PROG_INGRESS,
     fdb::{FDB_F_STATIC, FdbEntry, FdbKey},
     map_names,
-    port::{PORT_F_ATTACHED, PortInfo, PortMode},
+    port::{PORT_F_ATTACHED, PVID_NONE, PortInfo, PortMode},
     stats::Reason,
+    vlan::ETH_P_8021AD,
 };
+use vbr_tests::{Capture, Frame, Mac, Netns, netns};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const XDP_REDIRECT: u32 = 4;
 
-/// IEEE local experimental ethertype: no stack on the far ends answers or emits it.
-const ETHERTYPE_TEST: u16 = 0x88b5;
+const MAC_A: Mac = Mac([0x02, 0, 0, 0, 0xaa, 0x01]);
+const MAC_B: Mac = Mac([0x02, 0, 0, 0, 0xbb, 0x02]);
+const MAC_C: Mac = Mac([0x02, 0, 0, 0, 0xcc, 0x03]);
 
-const BROADCAST: [u8; 6] = [0xff; 6];
-const MAC_A: [u8; 6] = [0x02, 0, 0, 0, 0xaa, 0x01];
-const MAC_B: [u8; 6] = [0x02, 0, 0, 0, 0xbb, 0x02];
-const MAC_C: [u8; 6] = [0x02, 0, 0, 0, 0xcc, 0x03];
+/// How long a live delivery is waited for on each far end.
+const CAPTURE_TIME: Duration = Duration::from_millis(300);
 
 /// `struct xdp_md` as BPF_PROG_TEST_RUN takes it for a context.
 #[repr(C)]
@@ -50,69 +49,108 @@ struct XdpMd {
     egress_ifindex: u32,
 }
 
-/// One veth pair: `port` is the switch side, `far` is where a host would sit.
+/// A port's VLANs: its PVID (`PVID_NONE` for none) and its tagged VLANs.
+struct Vlans(u16, &'static [u16]);
+
+/// Three ports in VLAN 1 untagged, as a bridge without VLAN config.
+const PLAIN: [Vlans; 3] = [Vlans(1, &[]), Vlans(1, &[]), Vlans(1, &[])];
+
+/// Two access ports in VLAN 10, one in VLAN 20, one trunk carrying both, no PVID.
+const ACCESS10_A: usize = 0;
+const ACCESS10_B: usize = 1;
+const ACCESS20: usize = 2;
+const TRUNK: usize = 3;
+const VLAN_LAB: [Vlans; 4] = [
+    Vlans(10, &[]),
+    Vlans(10, &[]),
+    Vlans(20, &[]),
+    Vlans(PVID_NONE, &[10, 20]),
+];
+
+/// One veth pair: `port` is the switch side, `far` where a host would sit.
 struct Veth {
     port: u32,
     far: u32,
     far_name: String,
 }
 
-/// The datapath loaded with three veth ports in this thread's own network namespace.
+/// The datapath loaded with veth ports in a namespace of the test's own.
 struct Bridge {
     ebpf: Ebpf,
-    ports: [Veth; 3],
+    ports: Vec<Veth>,
+    netns: Netns,
 }
 
 impl Bridge {
     fn new() -> Self {
-        assert!(
-            unsafe { libc::geteuid() } == 0,
-            "datapath tests load eBPF programs and need root: run them with `cargo xtask test`"
+        Self::with_ports(&PLAIN)
+    }
+
+    fn with_ports(vlans: &[Vlans]) -> Self {
+        vbr_tests::require_root();
+        static BRIDGES: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "vd{:x}b{}",
+            std::process::id(),
+            BRIDGES.fetch_add(1, Ordering::Relaxed)
         );
-        // SAFETY: affects only this test's thread, which ends with the test.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(
-            rc,
-            0,
-            "unshare(CLONE_NEWNET): {}",
-            io::Error::last_os_error()
-        );
-        let ports = [1, 2, 3].map(|i| {
-            let (port, far) = (format!("port{i}"), format!("far{i}"));
-            run(&[
-                "ip", "link", "add", &port, "type", "veth", "peer", "name", &far,
-            ]);
-            run(&["ip", "link", "set", &port, "up"]);
-            run(&["ip", "link", "set", &far, "up"]);
-            // Redirects into `port` only arrive on `far` if `far` runs NAPI.
-            run(&["ethtool", "-K", &far, "gro", "on"]);
-            Veth {
-                port: ifindex(&port),
-                far: ifindex(&far),
-                far_name: far,
-            }
-        });
+        let netns = Netns::new(&name).expect("creating the test's namespace");
+        // The thread is the test's own and ends with it.
+        netns::enter(&netns.path()).expect("entering the test's namespace");
+        let ports = (1..=vlans.len())
+            .map(|i| {
+                let (port, far) = (format!("port{i}"), format!("far{i}"));
+                let ip = |args: &[&str]| netns.ip(args).unwrap_or_else(|error| panic!("{error:#}"));
+                ip(&["link", "add", &port, "type", "veth", "peer", "name", &far]);
+                ip(&["link", "set", &port, "up"]);
+                ip(&["link", "set", &far, "up"]);
+                Veth {
+                    port: ifindex(&port),
+                    far: ifindex(&far),
+                    far_name: far,
+                }
+            })
+            .collect();
         let mut ebpf = Ebpf::load(vbr::datapath::object()).expect("loading the eBPF object");
-        program(&mut ebpf)
-            .load()
-            .expect("the verifier accepts vbr_ingress");
-        let mut bridge = Self { ebpf, ports };
+        for name in [PROG_INGRESS, PROG_FLOOD_EGRESS] {
+            program(&mut ebpf, name)
+                .load()
+                .unwrap_or_else(|error| panic!("the verifier rejects {name}: {error:?}"));
+        }
+        let flood_egress = program(&mut ebpf, PROG_FLOOD_EGRESS)
+            .fd()
+            .unwrap()
+            .try_clone()
+            .unwrap();
+        let mut bridge = Self { ebpf, ports, netns };
+        // Redirects into a port only arrive on its far end if that end runs NAPI: the agent's job.
+        for veth in &bridge.ports {
+            let (netns, far) = (bridge.netns.name(), &veth.far_name);
+            let status = std::process::Command::new("ip")
+                .args(["netns", "exec", netns, "ethtool", "-K", far, "gro", "on"])
+                .status()
+                .expect("running ethtool");
+            assert!(status.success(), "ethtool -K {far} gro on: {status}");
+        }
         let ifindexes: Vec<u32> = bridge.ports.iter().map(|veth| veth.port).collect();
-        let mut egress =
-            DevMapHash::try_from(bridge.ebpf.map_mut(map_names::EGRESS).unwrap()).unwrap();
-        for ifindex in &ifindexes {
-            egress
-                .insert(*ifindex, *ifindex, None, 0)
-                .expect("devmap insert");
+        for (map, egress_program) in [
+            (map_names::EGRESS, None),
+            (map_names::FLOOD, Some(&flood_egress)),
+        ] {
+            let mut devmap = DevMapHash::try_from(bridge.ebpf.map_mut(map).unwrap()).unwrap();
+            for ifindex in &ifindexes {
+                devmap
+                    .insert(*ifindex, *ifindex, egress_program, 0)
+                    .expect("devmap insert");
+            }
         }
         let mut infos: HashMap<_, u32, PortInfo> =
             HashMap::try_from(bridge.ebpf.map_mut(map_names::PORTS).unwrap()).unwrap();
-        for ifindex in &ifindexes {
-            let info = PortInfo {
-                pvid: DEFAULT_VLAN,
-                mode: PortMode::XdpNative as u8,
-                flags: PORT_F_ATTACHED,
-            };
+        for (ifindex, Vlans(pvid, tagged)) in ifindexes.iter().zip(vlans) {
+            let mut info = PortInfo::new(PortMode::XdpNative);
+            info.flags = PORT_F_ATTACHED;
+            info.set_pvid(*pvid);
+            tagged.iter().for_each(|vid| info.set_member(*vid, true));
             infos.insert(*ifindex, info, 0).expect("ports insert");
         }
         bridge
@@ -122,14 +160,22 @@ impl Bridge {
         self.ports[n].port
     }
 
-    /// Runs the program once on `frame` arriving at `ingress`; returns the verdict and the
-    /// frame as the program left it.
-    fn run(&self, ingress: u32, frame: &[u8]) -> (u32, Vec<u8>) {
-        let ctx = xdp_md(ingress, frame.len());
-        let mut out = vec![0u8; frame.len() + 256];
-        let result = program_ref(&self.ebpf)
+    /// Runs the ingress program once on `frame` arriving at port `n`; returns the verdict and
+    /// the frame as the program left it.
+    fn run(&self, n: usize, frame: &Frame) -> (u32, Frame) {
+        let (verdict, bytes) = self.run_on(self.port(n), &frame.to_bytes());
+        (
+            verdict,
+            Frame::parse(&bytes).expect("the program left a whole frame"),
+        )
+    }
+
+    fn run_on(&self, ingress: u32, bytes: &[u8]) -> (u32, Vec<u8>) {
+        let ctx = xdp_md(ingress, bytes.len());
+        let mut out = vec![0u8; bytes.len() + 256];
+        let result = ingress_program(&self.ebpf)
             .test_run(TestRunOptions {
-                data_in: Some(frame),
+                data_in: Some(bytes),
                 data_out: Some(&mut out),
                 ctx_in: Some(as_bytes(&ctx)),
                 ..Default::default()
@@ -139,42 +185,47 @@ impl Bridge {
         (result.return_value, out)
     }
 
-    /// Runs the program on `frame` arriving at `ingress` in live-frames mode, so that redirects
-    /// really happen, and returns which ports' far ends received it.
-    fn deliver(&self, ingress: u32, frame: &[u8]) -> Vec<usize> {
-        let sockets: Vec<OwnedFd> = self
+    /// Runs the ingress program on `frame` arriving at port `n` in live-frames mode, so that
+    /// redirects really happen, and returns what each port's far end received of it.
+    fn deliver(&self, n: usize, frame: &Frame) -> Vec<Vec<Frame>> {
+        let captures: Vec<Capture> = self
             .ports
             .iter()
-            .map(|veth| capture_socket(veth.far))
+            .map(|veth| Capture::start(&self.netns, &veth.far_name, CAPTURE_TIME).expect("capture"))
             .collect();
-        let ctx = xdp_md(ingress, frame.len());
-        program_ref(&self.ebpf)
+        let bytes = frame.to_bytes();
+        let ctx = xdp_md(self.port(n), bytes.len());
+        ingress_program(&self.ebpf)
             .test_run(TestRunOptions {
-                data_in: Some(frame),
+                data_in: Some(&bytes),
                 ctx_in: Some(as_bytes(&ctx)),
                 repeat: 1,
                 attrs: TestRunAttrs::new().xdp_live_frames(1),
                 ..Default::default()
             })
             .expect("BPF_PROG_TEST_RUN with live frames");
-        let mut received = Vec::new();
-        for (n, socket) in sockets.iter().enumerate() {
-            if receive_frame(socket, frame, Duration::from_millis(300)) {
-                received.push(n);
-            }
-        }
-        received
+        captures
+            .into_iter()
+            .map(|capture| {
+                let frames = capture.frames().expect("capture");
+                frames
+                    .into_iter()
+                    .filter(|seen| seen.payload == frame.payload)
+                    .collect()
+            })
+            .collect()
     }
 
     fn fdb(&self) -> HashMap<&MapData, FdbKey, FdbEntry> {
         HashMap::try_from(self.ebpf.map(map_names::FDB).unwrap()).unwrap()
     }
 
-    fn fdb_entry(&self, mac: [u8; 6]) -> Option<FdbEntry> {
-        self.fdb().get(&FdbKey::new(mac, DEFAULT_VLAN), 0).ok()
+    fn fdb_entry(&self, mac: Mac, vid: u16) -> Option<FdbEntry> {
+        self.fdb().get(&FdbKey::new(mac.0, vid), 0).ok()
     }
 
-    fn add_static(&mut self, mac: [u8; 6], ifindex: u32) {
+    fn add_static(&mut self, mac: Mac, vid: u16, port: usize) {
+        let ifindex = self.port(port);
         let mut fdb: HashMap<_, FdbKey, FdbEntry> =
             HashMap::try_from(self.ebpf.map_mut(map_names::FDB).unwrap()).unwrap();
         let entry = FdbEntry {
@@ -182,8 +233,7 @@ impl Bridge {
             flags: FDB_F_STATIC,
             last_seen_ns: 0,
         };
-        fdb.insert(FdbKey::new(mac, DEFAULT_VLAN), entry, 0)
-            .unwrap();
+        fdb.insert(FdbKey::new(mac.0, vid), entry, 0).unwrap();
     }
 
     /// Frames counted under `reason`, summed over CPUs.
@@ -194,11 +244,11 @@ impl Bridge {
     }
 }
 
-fn program(ebpf: &mut Ebpf) -> &mut Xdp {
-    ebpf.program_mut(PROG_INGRESS).unwrap().try_into().unwrap()
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut Xdp {
+    ebpf.program_mut(name).unwrap().try_into().unwrap()
 }
 
-fn program_ref(ebpf: &Ebpf) -> &Xdp {
+fn ingress_program(ebpf: &Ebpf) -> &Xdp {
     ebpf.program(PROG_INGRESS).unwrap().try_into().unwrap()
 }
 
@@ -215,109 +265,53 @@ fn as_bytes<T>(value: &T) -> &[u8] {
     unsafe { std::slice::from_raw_parts((value as *const T).cast(), mem::size_of::<T>()) }
 }
 
-/// An Ethernet frame of 60 bytes with a payload that marks it as this test's.
-fn frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(60);
-    frame.extend_from_slice(&dst);
-    frame.extend_from_slice(&src);
-    frame.extend_from_slice(&ETHERTYPE_TEST.to_be_bytes());
-    frame.extend_from_slice(b"vbr datapath test");
-    frame.resize(60, 0);
-    frame
-}
-
-fn run(args: &[&str]) {
-    let status = Command::new(args[0])
-        .args(&args[1..])
-        .status()
-        .unwrap_or_else(|error| panic!("running {args:?}: {error}"));
-    assert!(status.success(), "{args:?} failed: {status}");
-}
-
 fn ifindex(name: &str) -> u32 {
     vbr::netdev::ifindex(name).unwrap_or_else(|error| panic!("{error:#}"))
 }
 
-/// A raw socket that sees every frame `ifindex` receives.
-fn capture_socket(ifindex: u32) -> OwnedFd {
-    let protocol = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: plain socket creation; ownership passes to OwnedFd.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            protocol as i32,
-        )
-    };
-    assert!(fd >= 0, "AF_PACKET socket: {}", io::Error::last_os_error());
-    // SAFETY: `fd` was just created and is owned by nobody else.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: zero is a valid sockaddr_ll; the fields set make it a bind address.
-    let mut address: libc::sockaddr_ll = unsafe { mem::zeroed() };
-    address.sll_family = libc::AF_PACKET as u16;
-    address.sll_protocol = protocol;
-    address.sll_ifindex = ifindex as i32;
-    // SAFETY: binding a valid sockaddr_ll of the stated size.
-    let rc = unsafe {
-        libc::bind(
-            fd,
-            (&address as *const libc::sockaddr_ll).cast(),
-            mem::size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    assert_eq!(
-        rc,
-        0,
-        "binding AF_PACKET socket: {}",
-        io::Error::last_os_error()
-    );
-    socket
+/// A probe frame (test ethertype, unique payload).
+fn probe(dst: Mac, src: Mac) -> Frame {
+    Frame::probe(dst, src)
 }
 
-/// Whether `socket` receives `expected` (byte for byte) within `timeout`; other frames are skipped.
-fn receive_frame(socket: &OwnedFd, expected: &[u8], timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    let mut buffer = [MaybeUninit::<u8>::uninit(); 2048];
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        let mut poll = libc::pollfd {
-            fd: socket.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let ready = unsafe { libc::poll(&mut poll, 1, left.as_millis().max(1) as i32) };
-        if ready <= 0 {
-            return false;
-        }
-        // SAFETY: receiving into a buffer of the stated length.
-        let len = unsafe {
-            libc::recv(
-                socket.as_raw_fd(),
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if len < 0 {
-            continue;
-        }
-        // SAFETY: the kernel initialised the first `len` bytes.
-        let received =
-            unsafe { std::slice::from_raw_parts(buffer.as_ptr().cast::<u8>(), len as usize) };
-        if received == expected {
-            return true;
-        }
+/// The same frame carrying an 802.1Q tag with this TCI.
+fn with_tci(frame: &Frame, tci: u16) -> Frame {
+    Frame {
+        vlan_tci: Some(tci),
+        ..frame.clone()
     }
-    false
+}
+
+/// A TCI: priority code point, drop eligible indicator, VLAN id.
+fn tci(pcp: u16, dei: u16, vid: u16) -> u16 {
+    pcp << 13 | dei << 12 | vid
+}
+
+/// Which ports received exactly one copy; panics on duplicates.
+fn receivers(deliveries: &[Vec<Frame>]) -> Vec<usize> {
+    deliveries
+        .iter()
+        .enumerate()
+        .filter_map(|(port, copies)| {
+            assert!(
+                copies.len() <= 1,
+                "port {port} received {} copies",
+                copies.len()
+            );
+            (copies.len() == 1).then_some(port)
+        })
+        .collect()
 }
 
 #[test]
 fn learning_writes_the_source_on_its_port() {
     let bridge = Bridge::new();
-    let (verdict, out) = bridge.run(bridge.port(0), &frame(MAC_B, MAC_A));
+    let frame = probe(MAC_B, MAC_A);
+    let (verdict, _) = bridge.run(0, &frame);
     assert_eq!(verdict, XDP_REDIRECT, "unknown unicast is flooded");
-    assert_eq!(out, frame(MAC_B, MAC_A), "the frame leaves unchanged");
-    let entry = bridge.fdb_entry(MAC_A).expect("source learned");
+    let entry = bridge
+        .fdb_entry(MAC_A, DEFAULT_VLAN)
+        .expect("source learned");
     assert_eq!(entry.ifindex, bridge.port(0));
     assert!(!entry.is_static());
     assert!(entry.last_seen_ns > 0);
@@ -327,17 +321,17 @@ fn learning_writes_the_source_on_its_port() {
 #[test]
 fn learning_leaves_a_fresh_unchanged_entry_alone_and_follows_a_move() {
     let bridge = Bridge::new();
-    bridge.run(bridge.port(0), &frame(MAC_B, MAC_A));
-    let first = bridge.fdb_entry(MAC_A).unwrap();
-    bridge.run(bridge.port(0), &frame(MAC_B, MAC_A));
+    bridge.run(0, &probe(MAC_B, MAC_A));
+    let first = bridge.fdb_entry(MAC_A, DEFAULT_VLAN).unwrap();
+    bridge.run(0, &probe(MAC_B, MAC_A));
     assert_eq!(
-        bridge.fdb_entry(MAC_A).unwrap(),
+        bridge.fdb_entry(MAC_A, DEFAULT_VLAN).unwrap(),
         first,
         "no rewrite within the refresh step"
     );
-    bridge.run(bridge.port(1), &frame(MAC_B, MAC_A));
+    bridge.run(1, &probe(MAC_B, MAC_A));
     assert_eq!(
-        bridge.fdb_entry(MAC_A).unwrap().ifindex,
+        bridge.fdb_entry(MAC_A, DEFAULT_VLAN).unwrap().ifindex,
         bridge.port(1),
         "the MAC moved"
     );
@@ -346,47 +340,40 @@ fn learning_leaves_a_fresh_unchanged_entry_alone_and_follows_a_move() {
 #[test]
 fn static_entries_are_not_moved_by_learning() {
     let mut bridge = Bridge::new();
-    let home = bridge.port(2);
-    bridge.add_static(MAC_A, home);
-    bridge.run(bridge.port(0), &frame(MAC_B, MAC_A));
-    let entry = bridge.fdb_entry(MAC_A).unwrap();
-    assert_eq!(entry.ifindex, home);
+    bridge.add_static(MAC_A, DEFAULT_VLAN, 2);
+    bridge.run(0, &probe(MAC_B, MAC_A));
+    let entry = bridge.fdb_entry(MAC_A, DEFAULT_VLAN).unwrap();
+    assert_eq!(entry.ifindex, bridge.port(2));
     assert!(entry.is_static());
 }
 
 #[test]
 fn invalid_sources_are_dropped_and_never_learned() {
     let bridge = Bridge::new();
-    let multicast = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x01];
-    for source in [multicast, BROADCAST, [0; 6]] {
-        let (verdict, _) = bridge.run(bridge.port(0), &frame(MAC_B, source));
-        assert_eq!(verdict, XDP_DROP, "source {source:02x?}");
-        assert!(
-            bridge.fdb_entry(source).is_none(),
-            "source {source:02x?} learned"
-        );
+    let multicast = Mac([0x01, 0x00, 0x5e, 0x00, 0x00, 0x01]);
+    for source in [multicast, Mac::BROADCAST, Mac([0; 6])] {
+        let (verdict, _) = bridge.run(0, &probe(MAC_B, source));
+        assert_eq!(verdict, XDP_DROP, "source {source}");
     }
     assert_eq!(bridge.count(Reason::DropInvalidSource), 3);
-    assert_eq!(bridge.fdb().keys().count(), 0);
+    assert_eq!(bridge.fdb().keys().count(), 0, "nothing learned");
 }
 
 #[test]
 fn destination_on_the_ingress_port_is_dropped() {
     let bridge = Bridge::new();
-    bridge.run(bridge.port(0), &frame(MAC_B, MAC_A));
-    bridge.run(bridge.port(0), &frame(MAC_A, MAC_C));
-    let (verdict, _) = bridge.run(bridge.port(0), &frame(MAC_A, MAC_C));
+    bridge.run(0, &probe(MAC_B, MAC_A));
+    let (verdict, _) = bridge.run(0, &probe(MAC_A, MAC_C));
     assert_eq!(verdict, XDP_DROP);
-    assert_eq!(bridge.count(Reason::DropSamePort), 2);
+    assert_eq!(bridge.count(Reason::DropSamePort), 1);
 }
 
 #[test]
 fn frames_on_foreign_interfaces_pass_to_the_stack() {
     let bridge = Bridge::new();
-    let foreign = bridge.ports[0].far;
-    let (verdict, _) = bridge.run(foreign, &frame(MAC_B, MAC_A));
+    let (verdict, _) = bridge.run_on(bridge.ports[0].far, &probe(MAC_B, MAC_A).to_bytes());
     assert_eq!(verdict, XDP_PASS);
-    assert!(bridge.fdb_entry(MAC_A).is_none());
+    assert!(bridge.fdb_entry(MAC_A, DEFAULT_VLAN).is_none());
     assert_eq!(bridge.count(Reason::PassNotPort), 1);
 }
 
@@ -394,29 +381,215 @@ fn frames_on_foreign_interfaces_pass_to_the_stack() {
 fn known_unicast_goes_to_its_port_only() {
     let bridge = Bridge::new();
     // B speaks from port 1, so the bridge learns where B lives.
-    bridge.run(bridge.port(1), &frame(MAC_A, MAC_B));
-    let (verdict, _) = bridge.run(bridge.port(0), &frame(MAC_B, MAC_A));
+    bridge.run(1, &probe(MAC_A, MAC_B));
+    let frame = probe(MAC_B, MAC_A);
+    let (verdict, out) = bridge.run(0, &frame);
     assert_eq!(verdict, XDP_REDIRECT);
-    assert_eq!(bridge.count(Reason::Forwarded), 1);
-    let receivers = bridge.deliver(bridge.port(0), &frame(MAC_B, MAC_A));
     assert_eq!(
-        receivers,
+        out, frame,
+        "an untagged frame between access ports of one VLAN is unchanged"
+    );
+    assert_eq!(bridge.count(Reason::Forwarded), 1);
+    let delivered = bridge.deliver(0, &frame);
+    assert_eq!(
+        receivers(&delivered),
         vec![1],
         "only {}'s side receives it",
         bridge.ports[1].far_name
     );
+    assert_eq!(delivered[1][0], frame);
 }
 
 #[test]
 fn broadcast_and_unknown_unicast_flood_to_every_other_port() {
     let bridge = Bridge::new();
-    for destination in [BROADCAST, MAC_C] {
-        let receivers = bridge.deliver(bridge.port(0), &frame(destination, MAC_A));
+    for destination in [Mac::BROADCAST, MAC_C] {
+        let frame = probe(destination, MAC_A);
+        let delivered = bridge.deliver(0, &frame);
         assert_eq!(
-            receivers,
+            receivers(&delivered),
             vec![1, 2],
-            "destination {destination:02x?}: never back to the sender"
+            "to {destination}: never back to the sender"
+        );
+        assert!(
+            delivered[1..].iter().all(|copies| copies[0] == frame),
+            "copies leave untagged"
         );
     }
     assert_eq!(bridge.count(Reason::Flooded), 2);
+}
+
+#[test]
+fn access_to_trunk_pushes_the_tag() {
+    let bridge = Bridge::with_ports(&VLAN_LAB);
+    bridge.run(TRUNK, &with_tci(&probe(MAC_A, MAC_B), tci(0, 0, 10)));
+    let frame = probe(MAC_B, MAC_A);
+    let (verdict, out) = bridge.run(ACCESS10_A, &frame);
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert_eq!(out, with_tci(&frame, tci(0, 0, 10)));
+}
+
+#[test]
+fn trunk_to_access_pops_the_tag() {
+    let bridge = Bridge::with_ports(&VLAN_LAB);
+    bridge.run(ACCESS20, &probe(MAC_A, MAC_B));
+    let frame = probe(MAC_B, MAC_A);
+    let (verdict, out) = bridge.run(TRUNK, &with_tci(&frame, tci(5, 1, 20)));
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert_eq!(out, frame);
+    let delivered = bridge.deliver(TRUNK, &with_tci(&frame, tci(5, 1, 20)));
+    assert_eq!(receivers(&delivered), vec![ACCESS20]);
+    assert_eq!(delivered[ACCESS20][0], frame, "arrives untagged");
+}
+
+#[test]
+fn trunk_to_trunk_keeps_the_tag_with_pcp_and_dei() {
+    let bridge = Bridge::with_ports(&[Vlans(PVID_NONE, &[20, 30]), Vlans(PVID_NONE, &[20])]);
+    bridge.run(1, &with_tci(&probe(MAC_A, MAC_B), tci(0, 0, 20)));
+    let frame = with_tci(&probe(MAC_B, MAC_A), tci(5, 1, 20));
+    let (verdict, out) = bridge.run(0, &frame);
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert_eq!(out, frame);
+    let delivered = bridge.deliver(0, &frame);
+    assert_eq!(receivers(&delivered), vec![1]);
+    assert_eq!(delivered[1][0], frame, "PCP and DEI survive end to end");
+}
+
+#[test]
+fn tagged_frames_of_a_foreign_vlan_are_dropped_and_not_learned() {
+    let bridge = Bridge::with_ports(&VLAN_LAB);
+    for (port, vid) in [(TRUNK, 30), (ACCESS10_A, 20), (ACCESS10_A, 4095)] {
+        let (verdict, _) = bridge.run(port, &with_tci(&probe(MAC_B, MAC_A), tci(0, 0, vid)));
+        assert_eq!(verdict, XDP_DROP, "VLAN {vid} on port {port}");
+    }
+    assert_eq!(bridge.count(Reason::DropVlanIngress), 3);
+    assert_eq!(
+        bridge.fdb().keys().count(),
+        0,
+        "learning happens only after ingress filtering"
+    );
+}
+
+#[test]
+fn untagged_frames_are_dropped_on_a_port_without_pvid() {
+    let bridge = Bridge::with_ports(&VLAN_LAB);
+    let (verdict, _) = bridge.run(TRUNK, &probe(MAC_B, MAC_A));
+    assert_eq!(verdict, XDP_DROP);
+    let (verdict, _) = bridge.run(TRUNK, &with_tci(&probe(MAC_B, MAC_A), tci(3, 0, 0)));
+    assert_eq!(verdict, XDP_DROP, "priority-tagged counts as untagged");
+    assert_eq!(bridge.count(Reason::DropVlanIngress), 2);
+}
+
+#[test]
+fn priority_tagged_frames_join_the_pvid_and_keep_their_pcp() {
+    let bridge = Bridge::with_ports(&VLAN_LAB);
+    bridge.run(TRUNK, &with_tci(&probe(MAC_A, MAC_B), tci(0, 0, 10)));
+    bridge.run(ACCESS10_B, &probe(MAC_A, MAC_C));
+    let to_trunk = with_tci(&probe(MAC_B, MAC_A), tci(6, 0, 0));
+    let (verdict, out) = bridge.run(ACCESS10_A, &to_trunk);
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert_eq!(out, with_tci(&to_trunk, tci(6, 0, 10)), "VID set, PCP kept");
+    assert_eq!(
+        bridge.fdb_entry(MAC_A, 10).unwrap().ifindex,
+        bridge.port(ACCESS10_A)
+    );
+    let to_access = with_tci(&probe(MAC_C, MAC_A), tci(6, 0, 0));
+    let (verdict, out) = bridge.run(ACCESS10_A, &to_access);
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert_eq!(
+        out,
+        Frame {
+            vlan_tci: None,
+            ..to_access
+        },
+        "leaves the PVID port untagged"
+    );
+}
+
+#[test]
+fn an_8021ad_frame_joins_the_pvid_with_its_s_tag_intact() {
+    let bridge = Bridge::with_ports(&VLAN_LAB);
+    bridge.run(TRUNK, &with_tci(&probe(MAC_A, MAC_B), tci(0, 0, 10)));
+    bridge.run(ACCESS10_B, &probe(MAC_A, MAC_C));
+    let inner = probe(MAC_B, MAC_A);
+    let mut payload = tci(0, 0, 300).to_be_bytes().to_vec();
+    payload.extend_from_slice(&inner.ethertype.to_be_bytes());
+    payload.extend_from_slice(&inner.payload);
+    let qinq = Frame {
+        ethertype: ETH_P_8021AD,
+        payload,
+        ..inner
+    };
+    let (verdict, out) = bridge.run(ACCESS10_A, &qinq);
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert_eq!(
+        out,
+        with_tci(&qinq, tci(0, 0, 10)),
+        "C-tag pushed outside the S-tag"
+    );
+    let to_access = Frame { dst: MAC_C, ..qinq };
+    let (verdict, out) = bridge.run(ACCESS10_A, &to_access);
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert_eq!(out, to_access, "unchanged between access ports of the PVID");
+}
+
+#[test]
+fn unicast_to_a_port_outside_the_vlan_is_dropped() {
+    let mut bridge = Bridge::with_ports(&VLAN_LAB);
+    bridge.add_static(MAC_B, 10, ACCESS20);
+    let (verdict, _) = bridge.run(ACCESS10_A, &probe(MAC_B, MAC_A));
+    assert_eq!(verdict, XDP_DROP);
+    assert_eq!(bridge.count(Reason::DropVlanEgress), 1);
+}
+
+#[test]
+fn one_mac_learned_in_two_vlans_is_two_entries() {
+    let bridge = Bridge::with_ports(&VLAN_LAB);
+    bridge.run(ACCESS10_A, &probe(MAC_B, MAC_A));
+    bridge.run(TRUNK, &with_tci(&probe(MAC_B, MAC_A), tci(0, 0, 20)));
+    assert_eq!(
+        bridge.fdb_entry(MAC_A, 10).unwrap().ifindex,
+        bridge.port(ACCESS10_A)
+    );
+    assert_eq!(
+        bridge.fdb_entry(MAC_A, 20).unwrap().ifindex,
+        bridge.port(TRUNK)
+    );
+    assert_eq!(bridge.fdb().keys().count(), 2);
+}
+
+#[test]
+fn floods_stay_inside_their_vlan_tagged_per_port() {
+    let bridge = Bridge::with_ports(&VLAN_LAB);
+    let frame = probe(Mac::BROADCAST, MAC_A);
+    let delivered = bridge.deliver(ACCESS10_A, &frame);
+    assert_eq!(
+        receivers(&delivered),
+        vec![ACCESS10_B, TRUNK],
+        "never to VLAN 20, never back"
+    );
+    assert_eq!(
+        delivered[ACCESS10_B][0], frame,
+        "untagged on the other access port"
+    );
+    assert_eq!(
+        delivered[TRUNK][0],
+        with_tci(&frame, tci(0, 0, 10)),
+        "tagged 10 on the trunk"
+    );
+
+    let from_trunk = with_tci(&probe(MAC_C, MAC_B), tci(4, 0, 20));
+    let delivered = bridge.deliver(TRUNK, &from_trunk);
+    assert_eq!(
+        receivers(&delivered),
+        vec![ACCESS20],
+        "unknown unicast in VLAN 20"
+    );
+    assert_eq!(
+        delivered[ACCESS20][0],
+        Frame {
+            vlan_tci: None,
+            ..from_trunk
+        }
+    );
 }

@@ -10,7 +10,7 @@ use vbr::{
 };
 use vbr_common::{DEFAULT_VLAN, fdb::FdbKey};
 
-use super::table;
+use super::{port::bridge_with_port, table};
 
 #[derive(Debug, Subcommand)]
 pub enum FdbCommand {
@@ -147,14 +147,6 @@ fn add(entry: StaticEntry, replace: bool) -> anyhow::Result<()> {
                 bridge.name
             )
         })
-}
-
-/// The running bridge that has port `ifindex`.
-fn bridge_with_port(ifindex: u32, port: &str) -> anyhow::Result<PinnedBridge> {
-    PinnedBridge::select(None)?
-        .into_iter()
-        .find(|bridge| bridge.port(ifindex).is_some())
-        .with_context(|| format!("{port} is not a port of any running bridge"))
 }
 
 /// The one running bridge, when `--bridge` was left out.

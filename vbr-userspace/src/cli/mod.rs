@@ -2,6 +2,7 @@
 mod fdb;
 mod port;
 mod table;
+mod vlan;
 
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 pub use fdb::FdbCommand;
 pub use port::PortCommand;
+pub use vlan::VlanCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,6 +44,11 @@ pub enum Command {
         #[command(subcommand)]
         command: FdbCommand,
     },
+    /// 802.1Q VLAN membership of the ports.
+    Vlan {
+        #[command(subcommand)]
+        command: VlanCommand,
+    },
 }
 
 impl Cli {
@@ -50,6 +57,7 @@ impl Cli {
         match command {
             Command::Port { command } => port::run(command, json),
             Command::Fdb { command } => fdb::run(command, json),
+            Command::Vlan { command } => vlan::run(command, json),
             Command::Agent { .. } => unreachable!("the agent is started by main"),
         }
     }

@@ -1,8 +1,9 @@
 //! `vbr port show`.
+use anyhow::Context as _;
 use clap::Subcommand;
 use serde::Serialize;
 use vbr::{netdev, pinned::PinnedBridge};
-use vbr_common::port::PortMode;
+use vbr_common::port::{PVID_NONE, PortMode};
 
 use super::table;
 
@@ -37,8 +38,8 @@ pub fn run(command: PortCommand, json: bool) -> anyhow::Result<()> {
                 ifname: netdev::name(ifindex).unwrap_or_else(|_| format!("#{ifindex}")),
                 ifindex,
                 mode: PortMode::from_u8(info.mode).map_or("unknown", PortMode::name),
-                pvid: Some(info.pvid),
-                tagged: Vec::new(),
+                pvid: (info.pvid != PVID_NONE).then_some(info.pvid),
+                tagged: info.tagged().collect(),
                 attached: info.is_attached(),
             });
         }
@@ -55,14 +56,25 @@ pub fn run(command: PortCommand, json: bool) -> anyhow::Result<()> {
                 row.ifname.clone(),
                 row.ifindex.to_string(),
                 row.mode.to_owned(),
-                row.pvid.map_or("-".to_owned(), |pvid| pvid.to_string()),
+                table::pvid(row.pvid),
+                table::vlan_ranges(&row.tagged),
                 if row.attached { "yes" } else { "no" }.to_owned(),
             ]
         })
         .collect();
     table::print(
-        &["BRIDGE", "PORT", "IFINDEX", "MODE", "PVID", "ATTACHED"],
+        &[
+            "BRIDGE", "PORT", "IFINDEX", "MODE", "PVID", "TAGGED", "ATTACHED",
+        ],
         &cells,
     );
     Ok(())
+}
+
+/// The running bridge that has port `ifindex`, when `--bridge` was left out.
+pub fn bridge_with_port(ifindex: u32, port: &str) -> anyhow::Result<PinnedBridge> {
+    PinnedBridge::select(None)?
+        .into_iter()
+        .find(|bridge| bridge.port(ifindex).is_some())
+        .with_context(|| format!("{port} is not a port of any running bridge"))
 }

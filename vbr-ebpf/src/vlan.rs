@@ -1,0 +1,124 @@
+//! 802.1Q classification and tag push/pop (br_vlan.c): ingress filtering by the port's
+//! membership, egress tagging by the egress port's PVID.
+use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
+use vbr_common::{
+    port::{PVID_NONE, PortInfo},
+    stats::Reason,
+    vlan::{ETH_P_8021Q, VLAN_HLEN, VLAN_VID_MASK},
+};
+
+use crate::parse::{self, TCI_OFFSET};
+
+/// Both MAC addresses: what moves when a tag is pushed or popped.
+type MacPair = [u8; 12];
+
+/// A frame after ingress classification.
+pub struct Classified {
+    /// The VLAN the frame belongs to.
+    pub vid: u16,
+    /// The TCI of the 802.1Q tag the frame carries in its bytes, if any. Its VID is 0 for a
+    /// priority-tagged frame, whose PCP is kept.
+    pub tci: Option<u16>,
+}
+
+/// Which VLAN a frame entering `port` belongs to, or `DropVlanIngress` (br_allowed_ingress).
+/// An 802.1ad outer tag is payload here: such frames join the PVID with the S-tag intact.
+#[inline(always)]
+pub fn classify(ctx: &XdpContext, ether_type: u16, port: &PortInfo) -> Result<Classified, Reason> {
+    if ether_type != ETH_P_8021Q {
+        return untagged(None, port);
+    }
+    let tci = parse::vlan_tci(ctx)?;
+    let vid = tci & VLAN_VID_MASK;
+    if vid == 0 {
+        return untagged(Some(tci), port);
+    }
+    if !port.is_member(vid) {
+        return Err(Reason::DropVlanIngress);
+    }
+    Ok(Classified {
+        vid,
+        tci: Some(tci),
+    })
+}
+
+/// Untagged and priority-tagged frames join the PVID, if the port has one.
+#[inline(always)]
+fn untagged(tci: Option<u16>, port: &PortInfo) -> Result<Classified, Reason> {
+    if port.pvid == PVID_NONE {
+        return Err(Reason::DropVlanIngress);
+    }
+    Ok(Classified {
+        vid: port.pvid,
+        tci,
+    })
+}
+
+/// Makes the frame carry an 802.1Q tag for its VLAN (`tagged`) or none, keeping PCP and DEI.
+#[inline(always)]
+pub fn set_tag(ctx: &XdpContext, frame: &Classified, tagged: bool) -> Result<(), Reason> {
+    match (frame.tci, tagged) {
+        (None, true) => push(ctx, frame.vid),
+        (Some(tci), true) if tci & VLAN_VID_MASK != frame.vid => {
+            write_tci(ctx, (tci & !VLAN_VID_MASK) | frame.vid)
+        }
+        (Some(_), false) => pop(ctx),
+        _ => Ok(()),
+    }
+}
+
+/// The policy of the egress port for a flooded copy, which always travels tagged: `Ok(true)` to
+/// send it (popping the tag where the VLAN is the port's PVID), `Ok(false)` if the port is not a
+/// member of the VLAN.
+#[inline(always)]
+pub fn egress_policy(ctx: &XdpContext, port: &PortInfo) -> Result<bool, Reason> {
+    let vid = parse::vlan_tci(ctx)? & VLAN_VID_MASK;
+    if !port.is_member(vid) {
+        return Ok(false);
+    }
+    if vid == port.pvid {
+        pop(ctx)?;
+    }
+    Ok(true)
+}
+
+#[inline(always)]
+fn push(ctx: &XdpContext, vid: u16) -> Result<(), Reason> {
+    // SAFETY: ptr_at checked the bounds.
+    let macs = unsafe { *parse::ptr_at::<MacPair>(ctx, 0)? };
+    // SAFETY: a valid XDP context; a negative delta grows the frame at its head.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(VLAN_HLEN as i32)) } != 0 {
+        return Err(Reason::DropNoHeadroom);
+    }
+    let tag = parse::ptr_at::<[u8; 4]>(ctx, TCI_OFFSET - 2)?;
+    let [tpid_hi, tpid_lo] = ETH_P_8021Q.to_be_bytes();
+    let [tci_hi, tci_lo] = vid.to_be_bytes();
+    // SAFETY: ptr_at checked the bounds of both writes.
+    unsafe {
+        *parse::ptr_at::<MacPair>(ctx, 0)? = macs;
+        *tag = [tpid_hi, tpid_lo, tci_hi, tci_lo];
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn pop(ctx: &XdpContext) -> Result<(), Reason> {
+    // SAFETY: ptr_at checked the bounds of the read and of the write.
+    unsafe {
+        let macs = *parse::ptr_at::<MacPair>(ctx, 0)?;
+        *parse::ptr_at::<MacPair>(ctx, VLAN_HLEN)? = macs;
+    }
+    // SAFETY: a valid XDP context; the frame is longer than the tag.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, VLAN_HLEN as i32) } != 0 {
+        return Err(Reason::DropMalformed);
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn write_tci(ctx: &XdpContext, tci: u16) -> Result<(), Reason> {
+    let slot = parse::ptr_at::<[u8; 2]>(ctx, TCI_OFFSET)?;
+    // SAFETY: ptr_at checked the bounds.
+    unsafe { *slot = tci.to_be_bytes() };
+    Ok(())
+}
