@@ -4,6 +4,7 @@
 //! explicit padding, no `bool`. With the `user` feature the types are `aya::Pod`.
 #![no_std]
 
+pub mod bridge;
 pub mod fdb;
 pub mod port;
 pub mod stats;
@@ -16,6 +17,7 @@ pub mod map_names {
     pub const EGRESS: &str = "egress";
     pub const FLOOD: &str = "flood";
     pub const STATS: &str = "stats";
+    pub const INFO: &str = "info";
 }
 
 /// Name of the XDP program attached to every port.

@@ -1,11 +1,12 @@
 //! The bridge's maps. Userspace pins each under /sys/fs/bpf/vbr/<bridge>/<name>; the names are
 //! shared with it through `vbr_common::map_names`.
 use aya_ebpf::{
-    btf_maps::{DevMapHash, HashMap, PerCpuArray},
+    btf_maps::{Array, DevMapHash, HashMap, PerCpuArray},
     macros::btf_map,
 };
 use vbr_common::{
     MAX_FDB_ENTRIES, MAX_PORTS,
+    bridge::BridgeInfo,
     fdb::{FdbEntry, FdbKey},
     port::PortInfo,
     stats::Reason,
@@ -30,3 +31,7 @@ pub static FLOOD: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
 /// Frames counted per `Reason`, per CPU.
 #[btf_map(name = "stats")]
 pub static STATS: PerCpuArray<u64, { Reason::COUNT as usize }> = PerCpuArray::new();
+
+/// Facts about the bridge for userspace; no program reads it.
+#[btf_map(name = "info")]
+pub static INFO: Array<BridgeInfo, 1> = Array::new();

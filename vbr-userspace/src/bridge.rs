@@ -13,7 +13,7 @@ use vbr_common::{
     port::{PORT_F_ATTACHED, PortInfo, PortMode},
 };
 
-use crate::{config::BridgeConfig, netdev, paths, veth};
+use crate::{config::BridgeConfig, ethtool, netdev, paths, pinned, veth};
 
 /// A configured port with its interface resolved.
 #[derive(Debug, Clone)]
@@ -57,6 +57,8 @@ pub fn resolve_ports(bridge: &BridgeConfig) -> anyhow::Result<Vec<Port>> {
 pub struct RunningBridge {
     pub name: String,
     pin_dir: PathBuf,
+    /// Ports whose rx-vlan-offload vbr turned off, to turn back on when it leaves.
+    rx_vlan_offload_restore: Vec<String>,
     /// Holds the program and its links: dropping it detaches every port.
     ebpf: Ebpf,
 }
@@ -87,9 +89,11 @@ impl RunningBridge {
         let mut bridge = Self {
             name: name.to_owned(),
             pin_dir,
+            rx_vlan_offload_restore: Vec::new(),
             ebpf,
         };
         bridge.pin_maps()?;
+        pinned::write_info(name)?;
         bridge.add_ports(ports)?;
         for port in ports {
             bridge
@@ -107,6 +111,7 @@ impl RunningBridge {
             map_names::EGRESS,
             map_names::FLOOD,
             map_names::STATS,
+            map_names::INFO,
         ] {
             let path = self.pin_dir.join(name);
             self.ebpf
@@ -149,7 +154,8 @@ impl RunningBridge {
 
     /// Attaches natively where the driver can, generically otherwise, and records which.
     async fn attach(&mut self, port: &Port, netlink: &rtnetlink::Handle) -> anyhow::Result<()> {
-        veth::enable_peer_gro(netlink, port.ifindex).await?;
+        veth::prepare_peer(netlink, port.ifindex).await?;
+        self.disable_rx_vlan_offload(port)?;
         let xdp = program(&mut self.ebpf, PROG_INGRESS)?;
         let mode = match xdp.attach_to_if_index(port.ifindex, XdpMode::Driver) {
             Ok(_) => PortMode::XdpNative,
@@ -171,6 +177,16 @@ impl RunningBridge {
         Ok(())
     }
 
+    /// A NIC with rx-vlan-offload strips tags before XDP runs, hiding the VLAN: turn it off while
+    /// vbr owns the port.
+    fn disable_rx_vlan_offload(&mut self, port: &Port) -> anyhow::Result<()> {
+        let old = ethtool::update_flags(&port.ifname, ethtool::FLAG_RXVLAN, 0)?;
+        if old & ethtool::FLAG_RXVLAN != 0 {
+            self.rx_vlan_offload_restore.push(port.ifname.clone());
+        }
+        Ok(())
+    }
+
     fn map_mut(&mut self, name: &str) -> anyhow::Result<&mut aya::maps::Map> {
         self.ebpf
             .map_mut(name)
@@ -180,6 +196,13 @@ impl RunningBridge {
 
 impl Drop for RunningBridge {
     fn drop(&mut self) {
+        for ifname in &self.rx_vlan_offload_restore {
+            let restored =
+                ethtool::update_flags(ifname, ethtool::FLAG_RXVLAN, ethtool::FLAG_RXVLAN);
+            if let Err(error) = restored {
+                tracing::warn!("restoring rx-vlan-offload on {ifname}: {error:#}");
+            }
+        }
         if let Err(error) = fs::remove_dir_all(&self.pin_dir) {
             tracing::warn!("removing {}: {error}", self.pin_dir.display());
         }

@@ -5,6 +5,7 @@ pub mod bpffs;
 pub mod bridge;
 pub mod config;
 pub mod datapath;
+pub mod ethtool;
 pub mod fdb;
 pub mod mac;
 pub mod netdev;

@@ -1,10 +1,11 @@
 //! A running bridge as the kernel holds it: its maps pinned under /sys/fs/bpf/vbr/<bridge>/.
 //! The agent and the CLI both work through these pins.
-use std::{fs, io::ErrorKind};
+use std::{fs, io::ErrorKind, os::unix::fs::MetadataExt as _};
 
 use anyhow::{Context as _, bail};
-use aya::maps::{HashMap, Map, MapData};
+use aya::maps::{Array, HashMap, Map, MapData};
 use vbr_common::{
+    bridge::BridgeInfo,
     fdb::{FdbEntry, FdbKey},
     map_names,
     port::PortInfo,
@@ -19,7 +20,8 @@ pub struct PinnedBridge {
 }
 
 impl PinnedBridge {
-    /// Opens the pins of bridge `name`.
+    /// Opens the pins of bridge `name`, which must run in this network namespace: its ports'
+    /// ifindexes mean nothing elsewhere.
     pub fn open(name: &str) -> anyhow::Result<Self> {
         let dir = paths::bridge_dir(name);
         if !dir.is_dir() {
@@ -28,18 +30,28 @@ impl PinnedBridge {
                 dir.display()
             );
         }
+        if !runs_here(name)? {
+            bail!(
+                "bridge {name:?} runs in another network namespace: run vbr there \
+                 (`nsenter --net=<namespace> vbr ...`)"
+            );
+        }
         Ok(Self {
             name: name.to_owned(),
-            ports: open_hash_map(name, map_names::PORTS)?,
-            fdb: Fdb::new(open_hash_map::<FdbKey, FdbEntry>(name, map_names::FDB)?),
+            ports: open_map(name, map_names::PORTS)?,
+            fdb: Fdb::new(open_map::<HashMap<MapData, FdbKey, FdbEntry>>(
+                name,
+                map_names::FDB,
+            )?),
         })
     }
 
-    /// The bridges `bridge` selects: that one, or every running bridge when it is `None`.
+    /// The bridges `bridge` selects: that one, or every bridge running in this network
+    /// namespace when it is `None`.
     pub fn select(bridge: Option<&str>) -> anyhow::Result<Vec<Self>> {
         match bridge {
             Some(name) => Ok(vec![Self::open(name)?]),
-            None => running_bridges()?
+            None => local_bridges()?
                 .iter()
                 .map(|name| Self::open(name))
                 .collect(),
@@ -63,8 +75,45 @@ impl PinnedBridge {
     }
 }
 
-/// Names of the bridges that have pins, sorted.
-pub fn running_bridges() -> anyhow::Result<Vec<String>> {
+/// Names of the bridges running in this network namespace, sorted.
+pub fn local_bridges() -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for name in pinned_bridges()? {
+        if runs_here(&name)? {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Records that bridge `name` runs in the calling thread's network namespace.
+pub fn write_info(name: &str) -> anyhow::Result<()> {
+    let mut info: Array<MapData, BridgeInfo> = open_map(name, map_names::INFO)?;
+    let value = BridgeInfo {
+        netns_inode: current_netns_inode()?,
+    };
+    info.set(0, value, 0)
+        .with_context(|| format!("writing the info map of bridge {name}"))
+}
+
+/// Whether bridge `name` runs in the calling thread's network namespace.
+fn runs_here(name: &str) -> anyhow::Result<bool> {
+    let info: Array<MapData, BridgeInfo> = open_map(name, map_names::INFO)?;
+    let value = info
+        .get(&0, 0)
+        .with_context(|| format!("reading the info map of bridge {name}"))?;
+    Ok(value.netns_inode == current_netns_inode()?)
+}
+
+fn current_netns_inode() -> anyhow::Result<u64> {
+    let path = "/proc/thread-self/ns/net";
+    Ok(fs::metadata(path)
+        .with_context(|| format!("reading {path}"))?
+        .ino())
+}
+
+/// Names of every bridge that has pins, in any network namespace, sorted.
+fn pinned_bridges() -> anyhow::Result<Vec<String>> {
     let entries = match fs::read_dir(paths::PIN_ROOT) {
         Ok(entries) => entries,
         Err(error) if error.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
@@ -83,15 +132,16 @@ pub fn running_bridges() -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-fn open_hash_map<K: aya::Pod, V: aya::Pod>(
-    bridge: &str,
-    map: &str,
-) -> anyhow::Result<HashMap<MapData, K, V>> {
+/// Opens the pinned map `map` of `bridge` as the typed map `M`.
+fn open_map<M>(bridge: &str, map: &str) -> anyhow::Result<M>
+where
+    M: TryFrom<Map, Error = aya::maps::MapError>,
+{
     let path = paths::map_pin(bridge, map);
     let data = MapData::from_pin(&path)
         .with_context(|| format!("opening pinned map {} (are you root?)", path.display()))?;
     let map = Map::from_map_data(data)
         .with_context(|| format!("pinned map {} has an unexpected type", path.display()))?;
-    HashMap::try_from(map)
+    M::try_from(map)
         .with_context(|| format!("pinned map {} has an unexpected layout", path.display()))
 }

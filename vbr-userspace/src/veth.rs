@@ -1,7 +1,11 @@
-//! XDP_REDIRECT into a veth delivers only if the veth's peer runs NAPI (an XDP program on the
-//! peer, or GRO enabled on it, Linux ≥ 5.13); otherwise the kernel drops the frames without a
-//! counter anywhere. The peer usually sits in a guest's network namespace, so the agent finds that
-//! namespace and turns GRO on there, sparing operators a step they would not guess.
+//! The guest side of a veth port needs two settings, and usually sits in a guest's network
+//! namespace, so the agent finds that namespace and makes them there, sparing operators steps
+//! they would not guess:
+//! - XDP_REDIRECT into a veth delivers only if the peer runs NAPI (an XDP program on the peer, or
+//!   GRO enabled on it, Linux ≥ 5.13); otherwise the kernel drops the frames without a counter.
+//! - With tx-vlan-offload on, the peer may hand a frame's 802.1Q tag over out of band (in skb
+//!   metadata), where XDP on the port cannot see it; off, every tag travels in the frame.
+//! Both stay as set when the agent leaves: harmless to the guest, and its namespace may be gone.
 use std::{
     collections::HashSet,
     fs::{self, File},
@@ -19,20 +23,10 @@ use netlink_packet_route::{
     nsid::{NsidAttribute, NsidMessage},
 };
 
-use crate::netdev;
+use crate::{ethtool, netdev};
 
-/// ETHTOOL_SGRO from linux/ethtool.h (the legacy ioctl is enough to flip one feature).
-const ETHTOOL_SGRO: u32 = 0x0000_002c;
-
-/// `struct ethtool_value` from linux/ethtool.h.
-#[repr(C)]
-struct EthtoolValue {
-    cmd: u32,
-    data: u32,
-}
-
-/// Enables GRO on the peer of `ifindex` if it is a veth; does nothing for other devices.
-pub async fn enable_peer_gro(handle: &rtnetlink::Handle, ifindex: u32) -> anyhow::Result<()> {
+/// Prepares the peer of `ifindex` if it is a veth; does nothing for other devices.
+pub async fn prepare_peer(handle: &rtnetlink::Handle, ifindex: u32) -> anyhow::Result<()> {
     let link = handle
         .link()
         .get()
@@ -64,10 +58,10 @@ pub async fn enable_peer_gro(handle: &rtnetlink::Handle, ifindex: u32) -> anyhow
         Some(nsid) => Some(find_netns(handle, nsid).await?),
         None => None,
     };
-    std::thread::spawn(move || set_gro_in(netns, peer_ifindex))
+    std::thread::spawn(move || prepare_in(netns, peer_ifindex))
         .join()
-        .map_err(|_| anyhow!("the thread enabling GRO panicked"))?
-        .with_context(|| format!("enabling GRO on the veth peer of interface {ifindex}"))
+        .map_err(|_| anyhow!("the thread preparing the veth peer panicked"))?
+        .with_context(|| format!("preparing the veth peer of interface {ifindex}"))
 }
 
 /// Opens the network namespace that has `nsid` as seen from ours.
@@ -145,7 +139,7 @@ async fn nsid_of(handle: &rtnetlink::Handle, file: &File) -> anyhow::Result<Opti
 }
 
 /// Runs on a thread of its own: setns changes the calling thread's namespace for good.
-fn set_gro_in(netns: Option<File>, ifindex: u32) -> anyhow::Result<()> {
+fn prepare_in(netns: Option<File>, ifindex: u32) -> anyhow::Result<()> {
     if let Some(netns) = &netns {
         // SAFETY: a valid namespace fd; only this short-lived thread changes namespace.
         if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
@@ -153,28 +147,7 @@ fn set_gro_in(netns: Option<File>, ifindex: u32) -> anyhow::Result<()> {
         }
     }
     let name = netdev::name(ifindex)?;
-    // SAFETY: plain socket creation; the fd is closed below.
-    let socket = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if socket < 0 {
-        return Err(std::io::Error::last_os_error()).context("opening an ioctl socket");
-    }
-    let mut value = EthtoolValue {
-        cmd: ETHTOOL_SGRO,
-        data: 1,
-    };
-    // SAFETY: zero is a valid ifreq; the name fits (kernel names are < IF_NAMESIZE).
-    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (slot, byte) in request.ifr_name.iter_mut().zip(name.bytes()) {
-        *slot = byte as libc::c_char;
-    }
-    request.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
-    // SAFETY: SIOCETHTOOL with a valid ifreq pointing at a valid ethtool_value.
-    let rc = unsafe { libc::ioctl(socket, libc::SIOCETHTOOL, &mut request) };
-    let error = std::io::Error::last_os_error();
-    // SAFETY: `socket` is ours and open.
-    unsafe { libc::close(socket) };
-    if rc != 0 {
-        return Err(error).with_context(|| format!("ETHTOOL_SGRO on {name}"));
-    }
+    ethtool::set_gro(&name, true)?;
+    ethtool::update_flags(&name, ethtool::FLAG_TXVLAN, 0)?;
     Ok(())
 }

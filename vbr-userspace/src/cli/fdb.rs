@@ -6,7 +6,7 @@ use vbr::{
     fdb::monotonic_now_ns,
     mac::MacAddr,
     netdev,
-    pinned::{PinnedBridge, running_bridges},
+    pinned::{PinnedBridge, local_bridges},
 };
 use vbr_common::{DEFAULT_VLAN, fdb::FdbKey};
 
@@ -151,9 +151,9 @@ fn add(entry: StaticEntry, replace: bool) -> anyhow::Result<()> {
 
 /// The one running bridge, when `--bridge` was left out.
 fn only_bridge() -> anyhow::Result<String> {
-    let mut names = running_bridges()?;
+    let mut names = local_bridges()?;
     match names.len() {
-        0 => bail!("no bridge is running"),
+        0 => bail!("no bridge is running in this network namespace"),
         1 => Ok(names.remove(0)),
         _ => bail!(
             "several bridges run ({}): say which with --bridge",

@@ -1,0 +1,60 @@
+//! `cargo xtask`: bootstraps the eBPF toolchain, then builds, runs or tests vbr.
+//! Building the datapath itself is vbr-userspace/build.rs's job (aya-build); xtask only runs things.
+
+mod bootstrap;
+mod build;
+mod cmd;
+mod lab;
+mod root;
+mod run;
+mod test;
+
+use std::ffi::OsString;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    bin_name = "cargo xtask",
+    about = "Build, run and test vbr; every task first installs what is missing"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build vbr and its XDP datapath (target/debug/vbr, or target/release/vbr)
+    Build {
+        /// Optimised build, into target/release/vbr
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build vbr and run it as root with ARGS; with no ARGS, run the lab demo
+    Run {
+        /// Run the optimised build
+        #[arg(long)]
+        release: bool,
+        /// Arguments for vbr, after `--` (e.g. `-- port show -j`)
+        #[arg(last = true)]
+        args: Vec<OsString>,
+    },
+    /// Run every test of the workspace as root (unit, datapath test-run and namespace tests)
+    Test {
+        /// Arguments for `cargo test`, after `--` (e.g. a test name filter)
+        #[arg(last = true)]
+        args: Vec<OsString>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Build { release } => {
+            bootstrap::run()?;
+            build::vbr(release).map(drop)
+        }
+        Task::Run { release, args } => run::vbr(release, &args),
+        Task::Test { args } => test::workspace(&args),
+    }
+}

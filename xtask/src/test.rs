@@ -1,0 +1,29 @@
+//! `cargo xtask test`: every test of the workspace, as root, against a freshly built vbr.
+
+use std::ffi::OsString;
+
+use anyhow::{Context, Result};
+
+use crate::{bootstrap, build, cmd, root};
+
+pub fn workspace(args: &[OsString]) -> Result<()> {
+    root::require("test")?;
+    bootstrap::run()?;
+    let vbr = build::vbr(false)?;
+    // vbr-ebpf is excluded: it is a no_main program for bpfel-unknown-none that cannot link for
+    // the host; vbr-userspace's BPF_PROG_TEST_RUN tests exercise it as built by build.rs.
+    // --no-fail-fast: one failing test binary must not hide the results of the others.
+    cmd::run(
+        build::cargo()
+            .args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "vbr-ebpf",
+                "--no-fail-fast",
+            ])
+            .args(args)
+            .env("VBR_BIN", &vbr),
+    )
+    .context("running the workspace's tests")
+}
