@@ -25,5 +25,30 @@ fn main() -> anyhow::Result<()> {
         }],
         Toolchain::default(),
     )
-    .context("building the eBPF datapath (run `cargo xtask build` to install its toolchain)")
+    .context("building the eBPF datapath (run `cargo xtask build` to install its toolchain)")?;
+    emit_versions()
+}
+
+/// `vbr --version` names the datapath it embeds (a hash of the object) and the map layout.
+fn emit_versions() -> anyhow::Result<()> {
+    let out_dir = std::env::var("OUT_DIR").context("OUT_DIR is not set")?;
+    let object = std::fs::read(std::path::Path::new(&out_dir).join("vbr"))
+        .context("reading the built datapath")?;
+    // FNV-1a: enough to tell two builds apart.
+    let id = object.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    println!("cargo:rustc-env=VBR_DATAPATH_ID={:012x}", id >> 16);
+    let common = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../vbr-common/src/lib.rs"
+    ))
+    .context("reading vbr-common")?;
+    let layout = common
+        .lines()
+        .find_map(|line| line.strip_prefix("pub const MAP_LAYOUT_VERSION: u32 = "))
+        .and_then(|rest| rest.strip_suffix(';'))
+        .context("vbr-common defines no MAP_LAYOUT_VERSION")?;
+    println!("cargo:rustc-env=VBR_MAP_LAYOUT={layout}");
+    Ok(())
 }

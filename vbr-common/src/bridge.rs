@@ -7,8 +7,11 @@
 pub struct BridgeInfo {
     /// Inode of the agent's network namespace (`stat /proc/self/ns/net`).
     pub netns_inode: u64,
+    /// `MAP_LAYOUT_VERSION` of the vbr that made the pins.
+    pub layout_version: u32,
+    pub _pad: u32,
 }
 
 #[cfg(feature = "user")]
-// SAFETY: plain `#[repr(C)]` data without padding.
+// SAFETY: plain `#[repr(C)]` data with explicit padding.
 unsafe impl aya::Pod for BridgeInfo {}

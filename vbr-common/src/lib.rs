@@ -5,6 +5,7 @@
 #![no_std]
 
 pub mod bridge;
+pub mod event;
 pub mod fdb;
 pub mod port;
 pub mod stats;
@@ -17,7 +18,25 @@ pub mod map_names {
     pub const EGRESS: &str = "egress";
     pub const FLOOD: &str = "flood";
     pub const STATS: &str = "stats";
+    pub const PORT_STATS: &str = "port_stats";
+    pub const VLAN_STATS: &str = "vlan_stats";
+    pub const EVENTS: &str = "events";
+    pub const EVENT_BUDGET: &str = "event_budget";
     pub const INFO: &str = "info";
+
+    /// Every map, in the order the agent checks and pins them.
+    pub const ALL: [&str; 10] = [
+        FDB,
+        PORTS,
+        EGRESS,
+        FLOOD,
+        STATS,
+        PORT_STATS,
+        VLAN_STATS,
+        EVENTS,
+        EVENT_BUDGET,
+        INFO,
+    ];
 }
 
 /// Name of the XDP program attached to every port.
@@ -29,7 +48,11 @@ pub const PROG_FLOOD_EGRESS: &str = "vbr_flood_egress";
 /// The PVID of a port whose config names none, as the Linux bridge's default_pvid.
 pub const DEFAULT_VLAN: u16 = 1;
 
-/// Maximum number of ports in one bridge (sizes the `ports` and `egress` maps).
+/// Version of the pinned maps' layout: a pinned bridge with another version is refused rather
+/// than misread. Bump it whenever a shared type or a map's definition changes.
+pub const MAP_LAYOUT_VERSION: u32 = 2;
+
+/// Maximum number of ports in one bridge (sizes the `ports`, `egress` and `port_stats` maps).
 pub const MAX_PORTS: u32 = 1024;
 
 /// Maximum number of FDB entries in one bridge.

@@ -19,7 +19,9 @@ pub struct PortInfo {
     pub mode: u8,
     /// `PORT_F_*` bits.
     pub flags: u8,
-    pub _pad: u32,
+    /// Index of the port's counters in the `port_stats` array, below `MAX_PORTS`.
+    pub slot: u16,
+    pub _pad: u16,
     /// VLANs the port is a member of (the PVID included), bit `vid % 64` of word `vid / 64`:
     /// one lookup answers both ingress filtering and egress policy.
     pub vlans: [u64; VLAN_BITMAP_WORDS],
@@ -27,6 +29,8 @@ pub struct PortInfo {
 
 /// Set by the agent once the port's program is attached.
 pub const PORT_F_ATTACHED: u8 = 1 << 0;
+/// vbr turned the port's rx-vlan-offload off; whoever removes the port turns it back on.
+pub const PORT_F_RESTORE_RXVLAN: u8 = 1 << 1;
 
 /// How the port's frames reach the datapath.
 #[repr(u8)]
@@ -59,11 +63,12 @@ impl PortMode {
 
 impl PortInfo {
     /// A port in no VLAN at all.
-    pub const fn new(mode: PortMode) -> Self {
+    pub const fn new(mode: PortMode, slot: u16) -> Self {
         Self {
             pvid: PVID_NONE,
             mode: mode as u8,
             flags: 0,
+            slot,
             _pad: 0,
             vlans: [0; VLAN_BITMAP_WORDS],
         }

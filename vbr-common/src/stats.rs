@@ -28,4 +28,65 @@ pub enum Reason {
 
 impl Reason {
     pub const COUNT: u32 = 10;
+
+    pub const ALL: [Reason; Self::COUNT as usize] = [
+        Self::Forwarded,
+        Self::Flooded,
+        Self::DropMalformed,
+        Self::DropInvalidSource,
+        Self::DropSamePort,
+        Self::DropRedirect,
+        Self::PassNotPort,
+        Self::DropVlanIngress,
+        Self::DropVlanEgress,
+        Self::DropNoHeadroom,
+    ];
+
+    /// The name logs, `vbr stats` and the metrics print.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Forwarded => "forwarded",
+            Self::Flooded => "flooded",
+            Self::DropMalformed => "drop_malformed",
+            Self::DropInvalidSource => "drop_invalid_source",
+            Self::DropSamePort => "drop_same_port",
+            Self::DropRedirect => "drop_redirect",
+            Self::PassNotPort => "pass_not_port",
+            Self::DropVlanIngress => "drop_vlan_ingress",
+            Self::DropVlanEgress => "drop_vlan_egress",
+            Self::DropNoHeadroom => "drop_no_headroom",
+        }
+    }
 }
+
+/// Frames and bytes through one port or one VLAN: a value of the per-CPU `port_stats` (indexed
+/// by `PortInfo::slot`) and `vlan_stats` (indexed by VID) arrays.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Received (ports: every frame in; VLANs: frames classified into the VLAN).
+    pub rx_frames: u64,
+    pub rx_bytes: u64,
+    /// Sent, one per copy.
+    pub tx_frames: u64,
+    pub tx_bytes: u64,
+    /// Received frames that were flooded.
+    pub flood_frames: u64,
+    pub flood_bytes: u64,
+}
+
+impl Counters {
+    /// Adds `other` (another CPU's share) into `self`.
+    pub fn add(&mut self, other: &Counters) {
+        self.rx_frames += other.rx_frames;
+        self.rx_bytes += other.rx_bytes;
+        self.tx_frames += other.tx_frames;
+        self.tx_bytes += other.tx_bytes;
+        self.flood_frames += other.flood_frames;
+        self.flood_bytes += other.flood_bytes;
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: plain `#[repr(C)]` data without padding.
+unsafe impl aya::Pod for Counters {}

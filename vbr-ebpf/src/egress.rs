@@ -1,7 +1,12 @@
 //! The devmap program run on each flooded copy as it leaves a port.
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 
-use crate::{maps::PORTS, vlan};
+use crate::{
+    maps::PORTS,
+    parse,
+    stats::{self, Direction},
+    vlan,
+};
 
 /// XDP_PASS sends the copy out of the port, XDP_DROP suppresses it.
 #[inline(always)]
@@ -12,8 +17,12 @@ pub fn handle_copy(ctx: &XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     };
     // SAFETY: the pointer comes from a successful map lookup.
-    match vlan::egress_policy(ctx, unsafe { &*port }) {
-        Ok(true) => xdp_action::XDP_PASS,
+    let port = unsafe { &*port };
+    match vlan::egress_policy(ctx, port) {
+        Ok(Some(vid)) => {
+            stats::add(Direction::Tx, port.slot, vid, parse::len(ctx));
+            xdp_action::XDP_PASS
+        }
         _ => xdp_action::XDP_DROP,
     }
 }

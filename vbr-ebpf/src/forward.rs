@@ -3,10 +3,12 @@ use aya_ebpf::{
     bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS},
     programs::XdpContext,
 };
-use vbr_common::stats::Reason;
+use vbr_common::{port::PortInfo, stats::Reason};
 
 use crate::{
     maps::{EGRESS, FLOOD, PORTS},
+    parse,
+    stats::{self, Direction},
     vlan::{self, Classified},
 };
 
@@ -23,6 +25,7 @@ pub fn to_port(
         return Err(Reason::DropVlanEgress);
     }
     vlan::set_tag(ctx, frame, frame.vid != port.pvid)?;
+    stats::add(Direction::Tx, port.slot, frame.vid, parse::len(ctx));
     EGRESS
         .redirect(ifindex, 0)
         .map(|action| (action, Reason::Forwarded))
@@ -33,7 +36,12 @@ pub fn to_port(
 /// port's `vbr_flood_egress` program then applies that port's VLAN policy to its copy.
 /// (BPF_F_BROADCAST and BPF_F_EXCLUDE_INGRESS need Linux 5.14.)
 #[inline(always)]
-pub fn flood(ctx: &XdpContext, frame: &Classified) -> Result<(u32, Reason), Reason> {
+pub fn flood(
+    ctx: &XdpContext,
+    ingress: &PortInfo,
+    frame: &Classified,
+) -> Result<(u32, Reason), Reason> {
+    stats::add(Direction::Flood, ingress.slot, frame.vid, parse::len(ctx));
     vlan::set_tag(ctx, frame, true)?;
     FLOOD
         .redirect(0, (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) as u64)

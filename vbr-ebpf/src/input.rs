@@ -1,12 +1,13 @@
 //! Ingress of one frame (br_input.c): validate, classify the VLAN, learn the source, look the
 //! destination up, then forward or flood.
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
-use vbr_common::{port::PortInfo, stats::Reason};
+use vbr_common::{event::EventKind, port::PortInfo, stats::Reason};
 
 use crate::{
-    fdb, forward,
+    event, fdb, forward,
     maps::PORTS,
     parse::{self, is_multicast, is_zero},
+    stats::{self, Direction},
     vlan,
 };
 
@@ -32,13 +33,17 @@ fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<(u32,
     }
     // Learn only after ingress filtering, as br_handle_frame_finish does.
     let frame = vlan::classify(ctx, ether_type, port)?;
+    stats::add(Direction::Rx, port.slot, frame.vid, parse::len(ctx));
     fdb::learn(src, frame.vid, ingress);
     if is_multicast(&dst) {
-        return forward::flood(ctx, &frame);
+        return forward::flood(ctx, port, &frame);
     }
     match fdb::lookup(dst, frame.vid) {
         Some(egress) if egress == ingress => Err(Reason::DropSamePort),
         Some(egress) => forward::to_port(ctx, &frame, egress),
-        None => forward::flood(ctx, &frame),
+        None => {
+            event::emit(EventKind::Missed, dst, frame.vid, ingress, 0);
+            forward::flood(ctx, port, &frame)
+        }
     }
 }

@@ -4,6 +4,7 @@
 #![no_main]
 
 mod egress;
+mod event;
 mod fdb;
 mod forward;
 mod input;

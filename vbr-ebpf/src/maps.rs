@@ -1,15 +1,16 @@
 //! The bridge's maps. Userspace pins each under /sys/fs/bpf/vbr/<bridge>/<name>; the names are
 //! shared with it through `vbr_common::map_names`.
 use aya_ebpf::{
-    btf_maps::{Array, DevMapHash, HashMap, PerCpuArray},
+    btf_maps::{Array, DevMapHash, HashMap, PerCpuArray, RingBuf},
     macros::btf_map,
 };
 use vbr_common::{
     MAX_FDB_ENTRIES, MAX_PORTS,
     bridge::BridgeInfo,
+    event::{EVENTS_RING_BYTES, EventBudget, FdbEvent},
     fdb::{FdbEntry, FdbKey},
-    port::PortInfo,
-    stats::Reason,
+    port::{PortInfo, VLAN_BITMAP_WORDS},
+    stats::{Counters, Reason},
 };
 
 /// (MAC, VLAN) → port.
@@ -31,6 +32,22 @@ pub static FLOOD: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
 /// Frames counted per `Reason`, per CPU.
 #[btf_map(name = "stats")]
 pub static STATS: PerCpuArray<u64, { Reason::COUNT as usize }> = PerCpuArray::new();
+
+/// Per-port frames and bytes, indexed by `PortInfo::slot`.
+#[btf_map(name = "port_stats")]
+pub static PORT_STATS: PerCpuArray<Counters, { MAX_PORTS as usize }> = PerCpuArray::new();
+
+/// Per-VLAN frames and bytes, indexed by VID.
+#[btf_map(name = "vlan_stats")]
+pub static VLAN_STATS: PerCpuArray<Counters, { VLAN_BITMAP_WORDS * 64 }> = PerCpuArray::new();
+
+/// Learned, moved and missed MACs, for the agent.
+#[btf_map(name = "events")]
+pub static EVENTS: RingBuf<FdbEvent, { EVENTS_RING_BYTES as usize }> = RingBuf::new();
+
+/// Per-CPU rate limit of `EVENTS`.
+#[btf_map(name = "event_budget")]
+pub static EVENT_BUDGET: PerCpuArray<EventBudget, 1> = PerCpuArray::new();
 
 /// Facts about the bridge for userspace; no program reads it.
 #[btf_map(name = "info")]

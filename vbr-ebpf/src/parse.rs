@@ -15,6 +15,12 @@ pub fn ptr_at<T>(ctx: &XdpContext, offset: usize) -> Result<*mut T, Reason> {
     Ok((start + offset) as *mut T)
 }
 
+/// The frame's length in bytes.
+#[inline(always)]
+pub fn len(ctx: &XdpContext) -> usize {
+    ctx.data_end() - ctx.data()
+}
+
 /// The Ethernet header at the start of the frame.
 #[inline(always)]
 pub fn eth_header(ctx: &XdpContext) -> Result<&EthHdr, Reason> {

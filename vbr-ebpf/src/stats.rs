@@ -1,7 +1,7 @@
-//! Per-CPU frame counters, one per `Reason`.
-use vbr_common::stats::Reason;
+//! Per-CPU counters: frames per `Reason`, frames and bytes per port and per VLAN.
+use vbr_common::stats::{Counters, Reason};
 
-use crate::maps::STATS;
+use crate::maps::{PORT_STATS, STATS, VLAN_STATS};
 
 #[inline(always)]
 pub fn count(reason: Reason) {
@@ -9,4 +9,36 @@ pub fn count(reason: Reason) {
         // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
         unsafe { *counter += 1 };
     }
+}
+
+/// Which half of `Counters` a frame adds to.
+#[derive(Clone, Copy)]
+pub enum Direction {
+    Rx,
+    Tx,
+    Flood,
+}
+
+/// Adds one frame of `bytes` to port `slot` and VLAN `vid`.
+#[inline(always)]
+pub fn add(direction: Direction, slot: u16, vid: u16, bytes: usize) {
+    if let Some(counters) = PORT_STATS.get_ptr_mut(u32::from(slot)) {
+        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+        unsafe { add_to(&mut *counters, direction, bytes as u64) };
+    }
+    if let Some(counters) = VLAN_STATS.get_ptr_mut(u32::from(vid)) {
+        // SAFETY: as above.
+        unsafe { add_to(&mut *counters, direction, bytes as u64) };
+    }
+}
+
+#[inline(always)]
+fn add_to(counters: &mut Counters, direction: Direction, bytes: u64) {
+    let (frames, total) = match direction {
+        Direction::Rx => (&mut counters.rx_frames, &mut counters.rx_bytes),
+        Direction::Tx => (&mut counters.tx_frames, &mut counters.tx_bytes),
+        Direction::Flood => (&mut counters.flood_frames, &mut counters.flood_bytes),
+    };
+    *frames += 1;
+    *total += bytes;
 }

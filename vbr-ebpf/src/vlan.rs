@@ -67,19 +67,19 @@ pub fn set_tag(ctx: &XdpContext, frame: &Classified, tagged: bool) -> Result<(),
     }
 }
 
-/// The policy of the egress port for a flooded copy, which always travels tagged: `Ok(true)` to
-/// send it (popping the tag where the VLAN is the port's PVID), `Ok(false)` if the port is not a
+/// The policy of the egress port for a flooded copy, which always travels tagged: `Some(vid)`
+/// to send it (popping the tag where the VLAN is the port's PVID), `None` if the port is not a
 /// member of the VLAN.
 #[inline(always)]
-pub fn egress_policy(ctx: &XdpContext, port: &PortInfo) -> Result<bool, Reason> {
+pub fn egress_policy(ctx: &XdpContext, port: &PortInfo) -> Result<Option<u16>, Reason> {
     let vid = parse::vlan_tci(ctx)? & VLAN_VID_MASK;
     if !port.is_member(vid) {
-        return Ok(false);
+        return Ok(None);
     }
     if vid == port.pvid {
         pop(ctx)?;
     }
-    Ok(true)
+    Ok(Some(vid))
 }
 
 #[inline(always)]

@@ -1,66 +1,369 @@
-//! `vbr agent`: brings up every bridge of the config, ages learned entries, and tears all down
-//! on SIGTERM or SIGINT.
-use std::{path::Path, time::Duration};
+//! `vbr agent`: brings every bridge of the config up (or adopts it from its pins), then serves:
+//! ages learned entries, relays FDB events to monitors, reloads the config on SIGHUP or
+//! `vbr agent reload`, serves metrics. On SIGTERM or SIGINT it leaves the bridges forwarding,
+//! unless told to remove them (`--detach-on-exit`).
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    path::PathBuf,
+    time::Duration,
+};
 
-use anyhow::Context as _;
-use tokio::signal::unix::{SignalKind, signal};
+use anyhow::{Context as _, bail};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader, unix::AsyncFd},
+    net::{TcpListener, UnixListener, UnixStream},
+    signal::unix::{SignalKind, signal},
+    sync::{broadcast, mpsc, oneshot},
+    task::JoinHandle,
+};
+use vbr_common::event::FdbEvent;
 
 use crate::{
     bpffs,
-    bridge::{self, RunningBridge},
+    bridge::{self, Bridge},
     config::Config,
+    control::{self, Reply, Request},
+    event::Event,
+    notify,
     pinned::PinnedBridge,
+    stats,
 };
 
 /// How often learned entries are checked for age.
 const AGEING_INTERVAL: Duration = Duration::from_secs(1);
 
-pub async fn run(config_path: &Path) -> anyhow::Result<()> {
-    let config = Config::load(config_path)?;
-    // Resolve every interface before touching the kernel: a bad config changes nothing.
-    let plans = config
-        .bridges
-        .iter()
-        .map(|bridge| Ok((bridge, bridge::resolve_ports(bridge)?)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+/// Events kept for a monitor that reads slowly, before it starts losing them.
+const MONITOR_BACKLOG: usize = 4096;
+
+pub struct Options {
+    pub config: PathBuf,
+    /// Remove every bridge on exit instead of leaving it forwarding.
+    pub detach_on_exit: bool,
+    /// Serve Prometheus metrics here.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+/// A request from a control connection, with where to send the reply.
+type Command = (Request, oneshot::Sender<Reply>);
+
+struct Agent {
+    config_path: PathBuf,
+    bridges: BTreeMap<String, Bridge>,
+    /// The task reading each bridge's event ring buffer.
+    readers: BTreeMap<String, JoinHandle<()>>,
+    netlink: rtnetlink::Handle,
+    events: broadcast::Sender<Event>,
+}
+
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let config = Config::load(&options.config)?;
     bpffs::ensure_mounted()?;
+    let listener = listen()?;
     let (connection, netlink, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
     tokio::spawn(connection);
-
-    let mut bridges = Vec::new();
-    for (bridge, ports) in &plans {
-        // On error, dropping `bridges` undoes those already started.
-        let running = RunningBridge::start(&bridge.name, ports, &netlink)
+    let (events, _) = broadcast::channel(MONITOR_BACKLOG);
+    let mut agent = Agent {
+        config_path: options.config.clone(),
+        bridges: BTreeMap::new(),
+        readers: BTreeMap::new(),
+        netlink,
+        events,
+    };
+    agent.apply(config).await?;
+    if let Some(address) = options.metrics_addr {
+        let listener = TcpListener::bind(address)
             .await
-            .with_context(|| format!("starting bridge {:?}", bridge.name))?;
-        let fdb = PinnedBridge::open(&bridge.name)?.fdb;
-        bridges.push((running, fdb, Duration::from_secs(bridge.ageing_time)));
+            .with_context(|| format!("listening for metrics on {address}"))?;
+        tokio::spawn(serve_metrics(listener));
     }
-    tracing::info!(bridges = bridges.len(), "vbr agent ready");
+    tracing::info!(bridges = agent.bridges.len(), "vbr agent ready");
+    notify::notify("READY=1");
 
+    let (commands, mut command_rx) = mpsc::channel::<Command>(16);
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let mut ageing = tokio::time::interval(AGEING_INTERVAL);
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-            _ = ageing.tick() => {
-                for (running, fdb, ageing_time) in &mut bridges {
-                    if ageing_time.is_zero() {
-                        continue;
-                    }
-                    match fdb.age(*ageing_time) {
-                        Ok(0) => {}
-                        Ok(aged) => tracing::debug!(bridge = %running.name, aged, "aged fdb entries"),
-                        Err(error) => tracing::warn!(bridge = %running.name, "ageing: {error:#}"),
-                    }
+            _ = hangup.recv() => {
+                if let Err(error) = agent.reload().await {
+                    tracing::error!("reload refused: {error:#}");
                 }
+            }
+            _ = ageing.tick() => agent.age(),
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_client(stream, commands.clone(), agent.events.subscribe()));
+                }
+                Err(error) => tracing::warn!("control socket: {error}"),
+            },
+            Some((request, reply)) = command_rx.recv() => {
+                let _ = reply.send(Reply::from_result(agent.handle(request).await));
             }
         }
     }
-    tracing::info!("stopping: detaching ports and removing pins");
-    drop(bridges);
+    notify::notify("STOPPING=1");
+    if options.detach_on_exit {
+        tracing::info!("stopping: removing every bridge");
+        for name in agent.bridges.keys().cloned().collect::<Vec<_>>() {
+            agent.remove_bridge(&name);
+        }
+    } else {
+        tracing::info!("stopping: the bridges keep forwarding");
+    }
+    Ok(())
+}
+
+/// Binds the control socket; a second agent in this network namespace is refused.
+fn listen() -> anyhow::Result<UnixListener> {
+    let listener = std::os::unix::net::UnixListener::bind_addr(&control::address()?).context(
+        "binding the control socket: is another vbr agent running in this network namespace?",
+    )?;
+    listener.set_nonblocking(true)?;
+    UnixListener::from_std(listener).context("registering the control socket")
+}
+
+impl Agent {
+    /// Makes the running bridges those of `config`. Every interface is resolved before anything
+    /// changes, so a bad config changes nothing; bridges created here are removed again if a
+    /// later one fails.
+    async fn apply(&mut self, config: Config) -> anyhow::Result<()> {
+        let plans = config
+            .bridges
+            .iter()
+            .map(|bridge| Ok((bridge, bridge::resolve_ports(bridge)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let wanted: BTreeSet<&str> = config.bridges.iter().map(|b| b.name.as_str()).collect();
+        let doomed: Vec<String> = self
+            .bridges
+            .keys()
+            .filter(|name| !wanted.contains(name.as_str()))
+            .cloned()
+            .collect();
+        for name in doomed {
+            self.remove_bridge(&name);
+        }
+        let mut created = Vec::new();
+        for (config, ports) in plans {
+            let result = match self.bridges.get_mut(&config.name) {
+                Some(bridge) => {
+                    bridge.ageing_time = Duration::from_secs(config.ageing_time);
+                    bridge.set_ports(&ports, &self.netlink).await
+                }
+                None => match Bridge::open(config, &ports, &self.netlink).await {
+                    Ok(mut bridge) => {
+                        let events = bridge.take_events()?;
+                        self.readers.insert(
+                            config.name.clone(),
+                            tokio::spawn(relay_events(
+                                config.name.clone(),
+                                events,
+                                self.events.clone(),
+                            )),
+                        );
+                        self.bridges.insert(config.name.clone(), bridge);
+                        created.push(config.name.clone());
+                        Ok(())
+                    }
+                    Err(error) => Err(error),
+                },
+            };
+            if let Err(error) = result {
+                for name in created {
+                    self.remove_bridge(&name);
+                }
+                return Err(error.context(format!("bridge {:?}", config.name)));
+            }
+        }
+        self.publish_agent_events();
+        Ok(())
+    }
+
+    async fn reload(&mut self) -> anyhow::Result<()> {
+        let config = Config::load(&self.config_path)?;
+        self.apply(config).await?;
+        tracing::info!(path = %self.config_path.display(), "config reloaded");
+        Ok(())
+    }
+
+    async fn handle(&mut self, request: Request) -> anyhow::Result<()> {
+        match request {
+            Request::Reload => self.reload().await,
+            Request::BridgeDel { name } => {
+                if !self.bridges.contains_key(&name) {
+                    bail!("this agent runs no bridge {name:?}");
+                }
+                self.remove_bridge(&name);
+                Ok(())
+            }
+            Request::Notify { event } => {
+                let _ = self.events.send(event);
+                Ok(())
+            }
+            Request::Monitor => bail!("monitor is served by the connection itself"),
+        }
+    }
+
+    fn remove_bridge(&mut self, name: &str) {
+        if let Some(reader) = self.readers.remove(name) {
+            reader.abort();
+        }
+        if let Some(bridge) = self.bridges.remove(name) {
+            bridge.destroy();
+        }
+    }
+
+    fn age(&mut self) {
+        for bridge in self.bridges.values_mut() {
+            if let Err(error) = bridge.age() {
+                tracing::warn!(bridge = %bridge.name, "ageing: {error:#}");
+            }
+        }
+        self.publish_agent_events();
+    }
+
+    fn publish_agent_events(&mut self) {
+        for bridge in self.bridges.values_mut() {
+            for event in bridge.drain_events() {
+                tracing::debug!("{}", event.line());
+                let _ = self.events.send(event);
+            }
+        }
+    }
+}
+
+/// Reads the datapath's events of bridge `name` and passes them on to monitors.
+async fn relay_events(
+    name: String,
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    events: broadcast::Sender<Event>,
+) {
+    // SAFETY: the ring buffer owns its map fd for as long as the AsyncFd holds it.
+    let mut ring = match unsafe { AsyncFd::register(ring) } {
+        Ok(ring) => ring,
+        Err(error) => {
+            tracing::error!(bridge = %name, "watching the events ring buffer: {error}");
+            return;
+        }
+    };
+    loop {
+        let mut ready = match ring.readable_mut().await {
+            Ok(ready) => ready,
+            Err(error) => {
+                tracing::error!(bridge = %name, "waiting for events: {error}");
+                return;
+            }
+        };
+        while let Some(item) = ready.get_inner_mut().next() {
+            if item.len() < size_of::<FdbEvent>() {
+                continue;
+            }
+            // SAFETY: the datapath writes whole FdbEvents; read_unaligned copes with alignment.
+            let raw = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<FdbEvent>()) };
+            if let Some(event) = Event::from_datapath(&name, &raw) {
+                let _ = events.send(event);
+            }
+        }
+        ready.clear_ready();
+    }
+}
+
+/// One control connection: only root may talk to the agent.
+async fn serve_client(
+    stream: UnixStream,
+    commands: mpsc::Sender<Command>,
+    mut events: broadcast::Receiver<Event>,
+) {
+    let root = stream.peer_cred().is_ok_and(|cred| cred.uid() == 0);
+    let (reader, mut writer) = stream.into_split();
+    let mut line = String::new();
+    if BufReader::new(reader).read_line(&mut line).await.is_err() {
+        return;
+    }
+    let reply = if !root {
+        Reply::from_result(Err(anyhow::anyhow!("only root may control the vbr agent")))
+    } else {
+        match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Monitor) => {
+                while let Ok(event) = next_event(&mut events).await {
+                    let mut line = serde_json::to_string(&event).unwrap_or_default();
+                    line.push('\n');
+                    if writer.write_all(line.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+                return;
+            }
+            Ok(request) => {
+                let (reply_tx, reply_rx) = oneshot::channel();
+                if commands.send((request, reply_tx)).await.is_err() {
+                    return;
+                }
+                match reply_rx.await {
+                    Ok(reply) => reply,
+                    Err(_) => return,
+                }
+            }
+            Err(error) => Reply::from_result(Err(anyhow::anyhow!("bad request: {error}"))),
+        }
+    };
+    let mut text = serde_json::to_string(&reply).unwrap_or_default();
+    text.push('\n');
+    let _ = writer.write_all(text.as_bytes()).await;
+}
+
+/// The next event for a monitor; a monitor that fell behind skips what it missed.
+async fn next_event(events: &mut broadcast::Receiver<Event>) -> Result<Event, ()> {
+    loop {
+        match events.recv().await {
+            Ok(event) => return Ok(event),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "a monitor fell behind");
+            }
+            Err(broadcast::error::RecvError::Closed) => return Err(()),
+        }
+    }
+}
+
+/// Serves the counters of every bridge of this namespace as Prometheus text, to any request.
+async fn serve_metrics(listener: TcpListener) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        tokio::spawn(async move {
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request).await;
+            let body = match metrics_text() {
+                Ok(body) => body,
+                Err(error) => format!("# error: {error:#}\n"),
+            };
+            let response = format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}
+
+fn metrics_text() -> anyhow::Result<String> {
+    let bridges = PinnedBridge::select(None)?
+        .iter()
+        .map(stats::collect)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(stats::prometheus(&bridges))
+}
+
+/// Asks the agent of this network namespace to reload its config.
+pub fn request_reload() -> anyhow::Result<()> {
+    if !control::expect_ok(&Request::Reload)? {
+        bail!("no vbr agent runs in this network namespace");
+    }
     Ok(())
 }

@@ -1,22 +1,39 @@
-//! One bridge brought to life: its datapath loaded, its maps pinned and filled, its ports attached.
-//! Dropping a `RunningBridge` removes its pins and detaches its programs.
-use std::{fs, path::PathBuf};
+//! One bridge in the kernel: its maps and XDP links pinned under /sys/fs/bpf/vbr/<bridge>/, so
+//! forwarding outlives the agent. An agent creates a bridge, or adopts the one a previous agent
+//! left, moving its links onto freshly loaded programs (`bpf_link_update`, atomic); then it makes
+//! the bridge's ports those of the config. Dropping a `Bridge` leaves it running; `destroy`
+//! removes it.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fs,
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::{Context as _, anyhow, bail};
 use aya::{
-    Ebpf,
-    maps::{DevMapHash, HashMap},
-    programs::{Xdp, XdpMode},
+    Ebpf, EbpfLoader,
+    maps::{DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues},
+    programs::{
+        Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::XdpLink,
+    },
 };
 use vbr_common::{
-    PROG_FLOOD_EGRESS, PROG_INGRESS, map_names,
-    port::{PORT_F_ATTACHED, PortInfo, PortMode},
+    MAX_PORTS, PROG_FLOOD_EGRESS, PROG_INGRESS,
+    event::EventKind,
+    map_names,
+    port::{PORT_F_ATTACHED, PORT_F_RESTORE_RXVLAN, PortInfo, PortMode},
+    stats::Counters,
 };
 
-use crate::{config::BridgeConfig, ethtool, netdev, paths, pinned, veth};
+use crate::{
+    config::BridgeConfig, ethtool, event::Event, fdb::Fdb, layout, netdev, paths, pinned, veth,
+};
 
 /// A configured port with its interface resolved.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Port {
     pub ifname: String,
     pub ifindex: u32,
@@ -25,14 +42,15 @@ pub struct Port {
 }
 
 impl Port {
-    /// The port's entry in the `ports` map.
-    fn info(&self, mode: PortMode) -> PortInfo {
-        let mut info = PortInfo::new(mode);
-        info.set_pvid(self.pvid);
+    /// The port's VLAN membership applied to `info`, keeping its mode, slot and flags.
+    fn apply_vlans(&self, info: &mut PortInfo) {
+        let mut fresh = PortInfo::new(PortMode::XdpNative, info.slot);
+        fresh.set_pvid(self.pvid);
         for vid in &self.tagged {
-            info.set_member(*vid, true);
+            fresh.set_member(*vid, true);
         }
-        info
+        info.pvid = fresh.pvid;
+        info.vlans = fresh.vlans;
     }
 }
 
@@ -54,137 +72,315 @@ pub fn resolve_ports(bridge: &BridgeConfig) -> anyhow::Result<Vec<Port>> {
         .collect()
 }
 
-pub struct RunningBridge {
+pub struct Bridge {
     pub name: String,
+    pub ageing_time: Duration,
     pin_dir: PathBuf,
-    /// Ports whose rx-vlan-offload vbr turned off, to turn back on when it leaves.
-    rx_vlan_offload_restore: Vec<String>,
-    /// Holds the program and its links: dropping it detaches every port.
+    /// This agent's instance of the programs; the maps are the pinned ones.
     ebpf: Ebpf,
+    fdb: Fdb,
+    /// Events the agent caused (aged, deleted), for `vbr monitor`.
+    events: Vec<Event>,
 }
 
-impl RunningBridge {
-    /// Loads the datapath for `name`, pins its maps and attaches it to `ports`. On error nothing
-    /// is left behind: what was pinned or attached is undone.
-    pub async fn start(
-        name: &str,
+impl Bridge {
+    /// Creates bridge `name` or adopts it from its pins, then gives it the ports of `config`.
+    /// A bridge created here is removed again if that fails; an adopted one keeps forwarding.
+    pub async fn open(
+        config: &BridgeConfig,
         ports: &[Port],
         netlink: &rtnetlink::Handle,
     ) -> anyhow::Result<Self> {
+        let name = config.name.as_str();
         let pin_dir = paths::bridge_dir(name);
-        if pin_dir.exists() {
-            bail!(
-                "bridge {name:?} already has pins at {}: another vbr agent runs it, or one died \
-                 without cleaning up (remove that directory to start afresh)",
-                pin_dir.display()
+        let adopting = pin_dir.exists() && pinned::info(name)?.is_some();
+        if adopting {
+            layout::check(name)?;
+        } else if pin_dir.exists() {
+            tracing::warn!(
+                bridge = name,
+                "pins of an unfinished start found: starting afresh"
             );
-        }
-        let mut ebpf = crate::datapath::load()?;
-        for name in [PROG_INGRESS, PROG_FLOOD_EGRESS] {
-            program(&mut ebpf, name)?
-                .load()
-                .with_context(|| format!("loading program {name} into the kernel (verifier)"))?;
+            fs::remove_dir_all(&pin_dir)
+                .with_context(|| format!("removing {}", pin_dir.display()))?;
         }
         fs::create_dir_all(&pin_dir).with_context(|| format!("creating {}", pin_dir.display()))?;
-        let mut bridge = Self {
-            name: name.to_owned(),
-            pin_dir,
-            rx_vlan_offload_restore: Vec::new(),
-            ebpf,
+        let mut bridge = match Self::load(config, pin_dir) {
+            Ok(bridge) => bridge,
+            Err(error) if !adopting => {
+                remove_pins(name);
+                return Err(error);
+            }
+            Err(error) => return Err(error),
         };
-        bridge.pin_maps()?;
-        pinned::write_info(name)?;
-        bridge.add_ports(ports)?;
-        for port in ports {
-            bridge
-                .attach(port, netlink)
-                .await
-                .with_context(|| format!("attaching bridge {name:?} to port {:?}", port.ifname))?;
+        let result = async {
+            if adopting {
+                bridge.adopt_ports()?;
+            } else {
+                pinned::write_info(name)?;
+            }
+            bridge.set_ports(ports, netlink).await
         }
-        Ok(bridge)
+        .await;
+        match result {
+            Ok(()) => Ok(bridge),
+            Err(error) if !adopting => {
+                bridge.destroy();
+                Err(error)
+            }
+            Err(error) => Err(error),
+        }
     }
 
-    fn pin_maps(&mut self) -> anyhow::Result<()> {
-        for name in [
-            map_names::FDB,
-            map_names::PORTS,
-            map_names::EGRESS,
-            map_names::FLOOD,
-            map_names::STATS,
-            map_names::INFO,
-        ] {
-            let path = self.pin_dir.join(name);
-            self.ebpf
-                .map(name)
-                .ok_or_else(|| anyhow!("the eBPF object has no map {name:?}"))?
-                .pin(&path)
-                .with_context(|| format!("pinning map {name} at {}", path.display()))?;
+    /// Loads the datapath onto the pinned maps (creating and pinning those that do not exist).
+    fn load(config: &BridgeConfig, pin_dir: PathBuf) -> anyhow::Result<Self> {
+        let mut loader = EbpfLoader::new();
+        for map in map_names::ALL {
+            loader.map_pin_path(map, pin_dir.join(map));
+        }
+        let mut ebpf = loader
+            .load(crate::datapath::object())
+            .context("loading the vbr eBPF object")?;
+        for program in [PROG_INGRESS, PROG_FLOOD_EGRESS] {
+            xdp(&mut ebpf, program)?
+                .load()
+                .with_context(|| format!("loading program {program} into the kernel (verifier)"))?;
+        }
+        let fdb = Fdb::new(
+            HashMap::try_from(take_map(&mut ebpf, map_names::FDB)?).context("opening the fdb")?,
+        );
+        Ok(Self {
+            name: config.name.clone(),
+            ageing_time: Duration::from_secs(config.ageing_time),
+            pin_dir,
+            ebpf,
+            fdb,
+            events: Vec::new(),
+        })
+    }
+
+    /// Moves every pinned link and flood entry onto this agent's programs, atomically.
+    fn adopt_ports(&mut self) -> anyhow::Result<()> {
+        for (ifindex, info) in self.port_infos()? {
+            let link_pin = self.link_pin(ifindex);
+            if info.is_attached() && link_pin.exists() {
+                let link = PinnedLink::from_pin(&link_pin)
+                    .with_context(|| format!("opening pinned link {}", link_pin.display()))?;
+                let link = XdpLink::try_from(FdLink::from(link))
+                    .with_context(|| format!("{} is not an XDP link", link_pin.display()))?;
+                let program = xdp(&mut self.ebpf, PROG_INGRESS)?;
+                let id = program
+                    .attach_to_link(link)
+                    .with_context(|| format!("moving port {ifindex} onto the new program"))?;
+                // The pin keeps the link; this agent keeps no fd of its own.
+                drop(program.take_link(id)?);
+            }
+            self.set_devmaps(ifindex)?;
         }
         Ok(())
     }
 
-    /// Makes every port a redirect target and a known ingress before any program runs.
-    fn add_ports(&mut self, ports: &[Port]) -> anyhow::Result<()> {
-        let flood_egress = program(&mut self.ebpf, PROG_FLOOD_EGRESS)?
-            .fd()
-            .context("reading the flood egress program's fd")?
+    /// Makes the bridge's ports exactly `ports`: removes the others, adds the missing, updates
+    /// the VLANs of the rest.
+    pub async fn set_ports(
+        &mut self,
+        ports: &[Port],
+        netlink: &rtnetlink::Handle,
+    ) -> anyhow::Result<()> {
+        let wanted: BTreeSet<u32> = ports.iter().map(|port| port.ifindex).collect();
+        let current = self.port_infos()?;
+        for ifindex in current.keys().filter(|ifindex| !wanted.contains(ifindex)) {
+            self.remove_port(*ifindex)?;
+        }
+        for port in ports {
+            match current.get(&port.ifindex) {
+                Some(info) if info.is_attached() => {
+                    let mut info = *info;
+                    port.apply_vlans(&mut info);
+                    self.ports_map()?
+                        .insert(port.ifindex, info, 0)
+                        .with_context(|| format!("updating port {}", port.ifname))?;
+                }
+                _ => self.add_port(port, netlink).await.with_context(|| {
+                    format!("adding port {:?} to bridge {:?}", port.ifname, self.name)
+                })?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `port` a redirect target and a known ingress, then attaches the datapath to it.
+    async fn add_port(&mut self, port: &Port, netlink: &rtnetlink::Handle) -> anyhow::Result<()> {
+        let slot = self.free_slot()?;
+        let mut stats: PerCpuArray<_, Counters> =
+            PerCpuArray::try_from(self.map_mut(map_names::PORT_STATS)?)?;
+        let zeros = PerCpuValues::try_from(vec![
+            Counters::default();
+            aya::util::nr_cpus()
+                .map_err(|(_, error)| error)
+                .context("counting CPUs")?
+        ])?;
+        stats
+            .set(u32::from(slot), zeros, 0)
+            .context("clearing the port's counters")?;
+        self.set_devmaps(port.ifindex)?;
+        let mut info = PortInfo::new(PortMode::XdpNative, slot);
+        port.apply_vlans(&mut info);
+        self.ports_map()?
+            .insert(port.ifindex, info, 0)
+            .context("adding to the ports map")?;
+
+        veth::prepare_peer(netlink, port.ifindex).await?;
+        let rx_vlan_offload = ethtool::update_flags(&port.ifname, ethtool::FLAG_RXVLAN, 0)?;
+        if rx_vlan_offload & ethtool::FLAG_RXVLAN != 0 {
+            info.flags |= PORT_F_RESTORE_RXVLAN;
+        }
+        info.mode = self.attach(port)? as u8;
+        info.flags |= PORT_F_ATTACHED;
+        self.ports_map()?
+            .insert(port.ifindex, info, 0)
+            .context("marking the port attached")?;
+        tracing::info!(bridge = %self.name, port = %port.ifname, mode = PortMode::from_u8(info.mode).map_or("?", PortMode::name), "port attached");
+        Ok(())
+    }
+
+    /// Attaches natively where the driver can, generically otherwise, through a pinned bpf_link
+    /// (Linux ≥ 5.9), and says which.
+    fn attach(&mut self, port: &Port) -> anyhow::Result<PortMode> {
+        let link_pin = self.link_pin(port.ifindex);
+        let program = xdp(&mut self.ebpf, PROG_INGRESS)?;
+        let (id, mode) = match program.attach_to_if_index(port.ifindex, XdpMode::Driver) {
+            Ok(id) => (id, PortMode::XdpNative),
+            Err(native) => {
+                tracing::info!(port = %port.ifname, "native XDP refused ({native}), using generic XDP");
+                let id = program
+                    .attach_to_if_index(port.ifindex, XdpMode::Skb)
+                    .context("attaching XDP (native and generic both refused)")?;
+                (id, PortMode::XdpGeneric)
+            }
+        };
+        let link = FdLink::try_from(program.take_link(id)?)
+            .context("the kernel attached XDP without a bpf_link (Linux ≥ 5.9 needed)")?;
+        fs::create_dir_all(link_pin.parent().expect("link pins live in a directory"))
+            .context("creating the links directory")?;
+        link.pin(&link_pin)
+            .with_context(|| format!("pinning the XDP link at {}", link_pin.display()))?;
+        Ok(mode)
+    }
+
+    /// Takes port `ifindex` out of the bridge: detached, forgotten, its entries flushed, its
+    /// rx-vlan-offload restored.
+    pub fn remove_port(&mut self, ifindex: u32) -> anyhow::Result<()> {
+        let info = self.ports_map()?.get(&ifindex, 0).ok();
+        // First stop taking its frames in, then stop sending frames out to it.
+        let _ = self.ports_map()?.remove(&ifindex);
+        let link_pin = self.link_pin(ifindex);
+        if link_pin.exists() {
+            fs::remove_file(&link_pin)
+                .with_context(|| format!("removing {}", link_pin.display()))?;
+        }
+        for map in [map_names::EGRESS, map_names::FLOOD] {
+            let _ = DevMapHash::try_from(self.map_mut(map)?)?.remove(ifindex);
+        }
+        let ifname = netdev::name(ifindex).ok();
+        if let (Some(info), Some(ifname)) = (info, &ifname)
+            && info.flags & PORT_F_RESTORE_RXVLAN != 0
+            && let Err(error) =
+                ethtool::update_flags(ifname, ethtool::FLAG_RXVLAN, ethtool::FLAG_RXVLAN)
+        {
+            tracing::warn!("restoring rx-vlan-offload on {ifname}: {error:#}");
+        }
+        let flushed = self.fdb.flush_port(ifindex)?;
+        tracing::info!(bridge = %self.name, port = ifname.as_deref().unwrap_or("?"), ifindex, flushed = flushed.len(), "port removed");
+        let name = &self.name;
+        self.events.extend(
+            flushed
+                .into_iter()
+                .map(|(key, entry)| Event::new(name, EventKind::Deleted, key, entry.ifindex, 0)),
+        );
+        Ok(())
+    }
+
+    /// Removes the bridge completely: ports detached, offloads restored, pins gone.
+    pub fn destroy(mut self) {
+        match self.port_infos() {
+            Ok(ports) => {
+                for ifindex in ports.keys() {
+                    if let Err(error) = self.remove_port(*ifindex) {
+                        tracing::warn!(bridge = %self.name, "removing port {ifindex}: {error:#}");
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(bridge = %self.name, "listing ports: {error:#}"),
+        }
+        remove_pins(&self.name);
+        tracing::info!(bridge = %self.name, "bridge removed");
+    }
+
+    /// Removes learned entries not seen for the bridge's ageing time.
+    pub fn age(&mut self) -> anyhow::Result<()> {
+        if self.ageing_time.is_zero() {
+            return Ok(());
+        }
+        let aged = self.fdb.age(self.ageing_time)?;
+        let name = &self.name;
+        self.events.extend(
+            aged.into_iter()
+                .map(|(key, entry)| Event::new(name, EventKind::Aged, key, entry.ifindex, 0)),
+        );
+        Ok(())
+    }
+
+    /// The events this agent caused since the last call.
+    pub fn drain_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The ring buffer of the datapath's events, for the agent to read.
+    pub fn take_events(&mut self) -> anyhow::Result<aya::maps::RingBuf<MapData>> {
+        aya::maps::RingBuf::try_from(take_map(&mut self.ebpf, map_names::EVENTS)?)
+            .context("opening the events ring buffer")
+    }
+
+    /// Points port `ifindex`'s devmap entries at itself, the flood one through this agent's
+    /// flood egress program.
+    fn set_devmaps(&mut self, ifindex: u32) -> anyhow::Result<()> {
+        let flood_egress = xdp(&mut self.ebpf, PROG_FLOOD_EGRESS)?
+            .fd()?
             .try_clone()
             .context("duplicating the flood egress program's fd")?;
-        for (map, egress_program) in [
+        for (map, program) in [
             (map_names::EGRESS, None),
             (map_names::FLOOD, Some(&flood_egress)),
         ] {
-            let mut devmap = DevMapHash::try_from(self.map_mut(map)?)
-                .with_context(|| format!("opening the {map} devmap"))?;
-            for port in ports {
-                devmap
-                    .insert(port.ifindex, port.ifindex, egress_program, 0)
-                    .with_context(|| format!("adding {} to the {map} devmap", port.ifname))?;
-            }
-        }
-        let mut infos: HashMap<_, u32, PortInfo> =
-            HashMap::try_from(self.map_mut(map_names::PORTS)?).context("opening the ports map")?;
-        for port in ports {
-            infos
-                .insert(port.ifindex, port.info(PortMode::XdpNative), 0)
-                .with_context(|| format!("adding {} to the ports map", port.ifname))?;
+            DevMapHash::try_from(self.map_mut(map)?)?
+                .insert(ifindex, ifindex, program, 0)
+                .with_context(|| format!("adding port {ifindex} to the {map} devmap"))?;
         }
         Ok(())
     }
 
-    /// Attaches natively where the driver can, generically otherwise, and records which.
-    async fn attach(&mut self, port: &Port, netlink: &rtnetlink::Handle) -> anyhow::Result<()> {
-        veth::prepare_peer(netlink, port.ifindex).await?;
-        self.disable_rx_vlan_offload(port)?;
-        let xdp = program(&mut self.ebpf, PROG_INGRESS)?;
-        let mode = match xdp.attach_to_if_index(port.ifindex, XdpMode::Driver) {
-            Ok(_) => PortMode::XdpNative,
-            Err(native) => {
-                tracing::info!(port = %port.ifname, "native XDP refused ({native}), using generic XDP");
-                xdp.attach_to_if_index(port.ifindex, XdpMode::Skb)
-                    .context("attaching XDP (native and generic both refused)")?;
-                PortMode::XdpGeneric
-            }
-        };
-        let mut infos: HashMap<_, u32, PortInfo> =
-            HashMap::try_from(self.map_mut(map_names::PORTS)?).context("opening the ports map")?;
-        let mut info = port.info(mode);
-        info.flags |= PORT_F_ATTACHED;
-        infos
-            .insert(port.ifindex, info, 0)
-            .context("marking the port attached")?;
-        tracing::info!(bridge = %self.name, port = %port.ifname, mode = mode.name(), "port attached");
-        Ok(())
+    fn port_infos(&mut self) -> anyhow::Result<BTreeMap<u32, PortInfo>> {
+        self.ports_map()?
+            .iter()
+            .collect::<Result<_, _>>()
+            .context("reading the ports map")
     }
 
-    /// A NIC with rx-vlan-offload strips tags before XDP runs, hiding the VLAN: turn it off while
-    /// vbr owns the port.
-    fn disable_rx_vlan_offload(&mut self, port: &Port) -> anyhow::Result<()> {
-        let old = ethtool::update_flags(&port.ifname, ethtool::FLAG_RXVLAN, 0)?;
-        if old & ethtool::FLAG_RXVLAN != 0 {
-            self.rx_vlan_offload_restore.push(port.ifname.clone());
-        }
-        Ok(())
+    /// The lowest counter slot no port uses.
+    fn free_slot(&mut self) -> anyhow::Result<u16> {
+        let used: BTreeSet<u16> = self.port_infos()?.values().map(|info| info.slot).collect();
+        (0..MAX_PORTS as u16)
+            .find(|slot| !used.contains(slot))
+            .ok_or_else(|| anyhow!("bridge {:?} has {MAX_PORTS} ports already", self.name))
+    }
+
+    fn ports_map(&mut self) -> anyhow::Result<HashMap<&mut MapData, u32, PortInfo>> {
+        HashMap::try_from(self.map_mut(map_names::PORTS)?).context("opening the ports map")
+    }
+
+    fn link_pin(&self, ifindex: u32) -> PathBuf {
+        paths::link_pin(&self.pin_dir, ifindex)
     }
 
     fn map_mut(&mut self, name: &str) -> anyhow::Result<&mut aya::maps::Map> {
@@ -194,24 +390,41 @@ impl RunningBridge {
     }
 }
 
-impl Drop for RunningBridge {
-    fn drop(&mut self) {
-        for ifname in &self.rx_vlan_offload_restore {
-            let restored =
-                ethtool::update_flags(ifname, ethtool::FLAG_RXVLAN, ethtool::FLAG_RXVLAN);
-            if let Err(error) = restored {
-                tracing::warn!("restoring rx-vlan-offload on {ifname}: {error:#}");
-            }
-        }
-        if let Err(error) = fs::remove_dir_all(&self.pin_dir) {
-            tracing::warn!("removing {}: {error}", self.pin_dir.display());
-        }
+/// Removes every pin of bridge `name`: maps, and links (which detaches them once no process
+/// holds them).
+fn remove_pins(name: &str) {
+    let dir = paths::bridge_dir(name);
+    if let Err(error) = fs::remove_dir_all(&dir) {
+        tracing::warn!("removing {}: {error}", dir.display());
     }
 }
 
-fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Xdp> {
+fn take_map(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
+    ebpf.take_map(name)
+        .ok_or_else(|| anyhow!("the eBPF object has no map {name:?}"))
+}
+
+fn xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Xdp> {
     ebpf.program_mut(name)
         .ok_or_else(|| anyhow!("the eBPF object has no program {name}"))?
         .try_into()
         .with_context(|| format!("{name} is not an XDP program"))
+}
+
+/// Removes bridge `name` without an agent: what `vbr bridge del` does when none runs it.
+pub fn destroy_pinned(name: &str) -> anyhow::Result<()> {
+    let bridge = pinned::PinnedBridge::open(name)?;
+    for (ifindex, info) in bridge.port_list()? {
+        if info.flags & PORT_F_RESTORE_RXVLAN != 0
+            && let Ok(ifname) = netdev::name(ifindex)
+        {
+            ethtool::update_flags(&ifname, ethtool::FLAG_RXVLAN, ethtool::FLAG_RXVLAN)?;
+        }
+    }
+    drop(bridge);
+    let dir = paths::bridge_dir(name);
+    if !dir.exists() {
+        bail!("no bridge {name:?}");
+    }
+    fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
 }

@@ -58,23 +58,40 @@ impl Fdb {
         }
     }
 
-    /// Removes learned entries not seen for `ageing_time`; returns how many.
-    pub fn age(&mut self, ageing_time: Duration) -> anyhow::Result<usize> {
+    /// Removes learned entries not seen for `ageing_time`; returns them.
+    pub fn age(&mut self, ageing_time: Duration) -> anyhow::Result<Vec<(FdbKey, FdbEntry)>> {
         let now = monotonic_now_ns();
         let limit = ageing_time.as_nanos() as u64;
-        let expired: Vec<FdbKey> = self
+        self.remove_where(|entry| {
+            !entry.is_static() && now.saturating_sub(entry.last_seen_ns) > limit
+        })
+    }
+
+    /// Removes every entry, static or learned, behind port `ifindex`; returns them.
+    pub fn flush_port(&mut self, ifindex: u32) -> anyhow::Result<Vec<(FdbKey, FdbEntry)>> {
+        self.remove_where(|entry| entry.ifindex == ifindex)
+    }
+
+    fn remove_where(
+        &mut self,
+        doomed: impl Fn(&FdbEntry) -> bool,
+    ) -> anyhow::Result<Vec<(FdbKey, FdbEntry)>> {
+        let removed: Vec<_> = self
             .entries()?
             .into_iter()
-            .filter(|(_, entry)| {
-                !entry.is_static() && now.saturating_sub(entry.last_seen_ns) > limit
-            })
-            .map(|(key, _)| key)
+            .filter(|(_, entry)| doomed(entry))
             .collect();
-        for key in &expired {
-            // Gone already (the datapath re-learned it elsewhere or someone deleted it): fine.
-            let _ = self.0.remove(key);
+        let mut gone = Vec::with_capacity(removed.len());
+        for (key, _) in removed {
+            // Look again: the datapath may have refreshed or moved it meanwhile.
+            if let Ok(entry) = self.0.get(&key, 0)
+                && doomed(&entry)
+                && self.0.remove(&key).is_ok()
+            {
+                gone.push((key, entry));
+            }
         }
-        Ok(expired.len())
+        Ok(gone)
     }
 }
 

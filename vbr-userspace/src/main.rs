@@ -5,7 +5,7 @@ use std::{io::IsTerminal as _, process::ExitCode};
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use cli::{Cli, Command};
+use cli::{AgentAction, AgentArgs, Cli, Command};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -28,11 +28,27 @@ fn run() -> anyhow::Result<()> {
         .init();
     let Cli { json, command } = Cli::parse();
     match command {
-        Command::Agent { config } => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?
-            .block_on(vbr::agent::run(&config)),
+        Command::Agent(AgentArgs {
+            action: Some(AgentAction::Reload),
+            ..
+        }) => vbr::agent::request_reload(),
+        Command::Agent(AgentArgs {
+            action: None,
+            config,
+            detach_on_exit,
+            metrics_addr,
+        }) => {
+            let options = vbr::agent::Options {
+                config: config.context("--config FILE is required")?,
+                detach_on_exit,
+                metrics_addr,
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?
+                .block_on(vbr::agent::run(options))
+        }
         command => Cli::run_inspection(command, json),
     }
 }

@@ -1,5 +1,5 @@
 //! Every filesystem path vbr uses.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where the kernel's bpffs is mounted (systemd mounts it there at boot).
 pub const BPFFS: &str = "/sys/fs/bpf";
@@ -15,4 +15,9 @@ pub fn bridge_dir(bridge: &str) -> PathBuf {
 /// `/sys/fs/bpf/vbr/<bridge>/<map>`.
 pub fn map_pin(bridge: &str, map: &str) -> PathBuf {
     bridge_dir(bridge).join(map)
+}
+
+/// `<bridge dir>/links/<ifindex>`: the pinned XDP link of a port.
+pub fn link_pin(bridge_dir: &Path, ifindex: u32) -> PathBuf {
+    bridge_dir.join("links").join(ifindex.to_string())
 }

@@ -5,6 +5,7 @@ use std::{fs, io::ErrorKind, os::unix::fs::MetadataExt as _};
 use anyhow::{Context as _, bail};
 use aya::maps::{Array, HashMap, Map, MapData};
 use vbr_common::{
+    MAP_LAYOUT_VERSION,
     bridge::BridgeInfo,
     fdb::{FdbEntry, FdbKey},
     map_names,
@@ -86,23 +87,34 @@ pub fn local_bridges() -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-/// Records that bridge `name` runs in the calling thread's network namespace.
+/// Records that bridge `name` runs in the calling thread's network namespace with this vbr's
+/// map layout. Written last when a bridge is created: pins without it are an unfinished start.
 pub fn write_info(name: &str) -> anyhow::Result<()> {
     let mut info: Array<MapData, BridgeInfo> = open_map(name, map_names::INFO)?;
     let value = BridgeInfo {
         netns_inode: current_netns_inode()?,
+        layout_version: MAP_LAYOUT_VERSION,
+        _pad: 0,
     };
     info.set(0, value, 0)
         .with_context(|| format!("writing the info map of bridge {name}"))
 }
 
-/// Whether bridge `name` runs in the calling thread's network namespace.
-fn runs_here(name: &str) -> anyhow::Result<bool> {
+/// The info of bridge `name`, or `None` if its creation never finished.
+pub fn info(name: &str) -> anyhow::Result<Option<BridgeInfo>> {
+    if !paths::map_pin(name, map_names::INFO).exists() {
+        return Ok(None);
+    }
     let info: Array<MapData, BridgeInfo> = open_map(name, map_names::INFO)?;
     let value = info
         .get(&0, 0)
         .with_context(|| format!("reading the info map of bridge {name}"))?;
-    Ok(value.netns_inode == current_netns_inode()?)
+    Ok((value.layout_version != 0).then_some(value))
+}
+
+/// Whether bridge `name` runs in the calling thread's network namespace.
+fn runs_here(name: &str) -> anyhow::Result<bool> {
+    Ok(info(name)?.is_some_and(|info| info.netns_inode == current_netns_inode().unwrap_or(0)))
 }
 
 fn current_netns_inode() -> anyhow::Result<u64> {
@@ -133,7 +145,7 @@ fn pinned_bridges() -> anyhow::Result<Vec<String>> {
 }
 
 /// Opens the pinned map `map` of `bridge` as the typed map `M`.
-fn open_map<M>(bridge: &str, map: &str) -> anyhow::Result<M>
+pub fn open_map<M>(bridge: &str, map: &str) -> anyhow::Result<M>
 where
     M: TryFrom<Map, Error = aya::maps::MapError>,
 {

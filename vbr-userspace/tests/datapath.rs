@@ -146,8 +146,8 @@ impl Bridge {
         }
         let mut infos: HashMap<_, u32, PortInfo> =
             HashMap::try_from(bridge.ebpf.map_mut(map_names::PORTS).unwrap()).unwrap();
-        for (ifindex, Vlans(pvid, tagged)) in ifindexes.iter().zip(vlans) {
-            let mut info = PortInfo::new(PortMode::XdpNative);
+        for (slot, (ifindex, Vlans(pvid, tagged))) in ifindexes.iter().zip(vlans).enumerate() {
+            let mut info = PortInfo::new(PortMode::XdpNative, slot as u16);
             info.flags = PORT_F_ATTACHED;
             info.set_pvid(*pvid);
             tagged.iter().for_each(|vid| info.set_member(*vid, true));
