@@ -44,10 +44,14 @@ impl Fdb {
         }
     }
 
-    /// Removes an entry, static or learned.
-    pub fn delete(&mut self, key: &FdbKey) -> anyhow::Result<()> {
+    /// Removes an entry, static or learned; returns it.
+    pub fn delete(&mut self, key: &FdbKey) -> anyhow::Result<FdbEntry> {
+        let entry = self
+            .0
+            .get(key, 0)
+            .map_err(|_| anyhow::anyhow!("no such entry"))?;
         match self.0.remove(key) {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(entry),
             Err(MapError::KeyNotFound) => bail!("no such entry"),
             Err(MapError::SyscallError(error))
                 if error.io_error.raw_os_error() == Some(libc::ENOENT) =>

@@ -3,12 +3,14 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use vbr::{
+    control::{self, Request},
+    event::Event,
     fdb::monotonic_now_ns,
     mac::MacAddr,
     netdev,
     pinned::{PinnedBridge, local_bridges},
 };
-use vbr_common::{DEFAULT_VLAN, fdb::FdbKey};
+use vbr_common::{DEFAULT_VLAN, event::EventKind, fdb::FdbKey};
 
 use super::{port::bridge_with_port, table};
 
@@ -71,10 +73,12 @@ pub fn run(command: FdbCommand, json: bool) -> anyhow::Result<()> {
                 Some(name) => PinnedBridge::open(&name)?,
                 None => PinnedBridge::open(&only_bridge()?)?,
             };
-            bridge
-                .fdb
-                .delete(&FdbKey::new(mac.0, vlan))
-                .with_context(|| format!("deleting {mac} vlan {vlan} from bridge {}", bridge.name))
+            let key = FdbKey::new(mac.0, vlan);
+            let entry = bridge.fdb.delete(&key).with_context(|| {
+                format!("deleting {mac} vlan {vlan} from bridge {}", bridge.name)
+            })?;
+            tell_monitors(&bridge.name, EventKind::Deleted, key, entry.ifindex);
+            Ok(())
         }
     }
 }
@@ -138,15 +142,26 @@ fn add(entry: StaticEntry, replace: bool) -> anyhow::Result<()> {
     if bridge.port(ifindex).is_none() {
         bail!("{port} is not a port of bridge {}", bridge.name);
     }
+    let key = FdbKey::new(mac.0, vlan);
     bridge
         .fdb
-        .add_static(FdbKey::new(mac.0, vlan), ifindex, replace)
+        .add_static(key, ifindex, replace)
         .with_context(|| {
             format!(
                 "adding {mac} vlan {vlan} on {port} to bridge {}",
                 bridge.name
             )
-        })
+        })?;
+    tell_monitors(&bridge.name, EventKind::Added, key, ifindex);
+    Ok(())
+}
+
+/// Passes what the CLI did on to the agent's monitors; without an agent there are none.
+fn tell_monitors(bridge: &str, kind: EventKind, key: FdbKey, ifindex: u32) {
+    let event = Event::new(bridge, kind, key, ifindex, 0);
+    if let Err(error) = control::request(&Request::Notify { event }) {
+        tracing::debug!("telling the agent: {error:#}");
+    }
 }
 
 /// The one running bridge, when `--bridge` was left out.
