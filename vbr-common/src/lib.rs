@@ -23,9 +23,10 @@ pub mod map_names {
     pub const EVENTS: &str = "events";
     pub const EVENT_BUDGET: &str = "event_budget";
     pub const INFO: &str = "info";
+    pub const SLOTS: &str = "slots";
 
     /// Every map, in the order the agent checks and pins them.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         FDB,
         PORTS,
         EGRESS,
@@ -36,6 +37,7 @@ pub mod map_names {
         EVENTS,
         EVENT_BUDGET,
         INFO,
+        SLOTS,
     ];
 }
 
@@ -45,15 +47,22 @@ pub const PROG_INGRESS: &str = "vbr_ingress";
 /// Name of the devmap program that applies each port's VLAN policy to flooded copies.
 pub const PROG_FLOOD_EGRESS: &str = "vbr_flood_egress";
 
+/// Name of the TC (clsact ingress) program: the skb path, for ports XDP cannot serve and for
+/// frames native XDP hands over.
+pub const PROG_TC_INGRESS: &str = "vbr_tc_ingress";
+
 /// The PVID of a port whose config names none, as the Linux bridge's default_pvid.
 pub const DEFAULT_VLAN: u16 = 1;
 
 /// Version of the pinned maps' layout: a pinned bridge with another version is refused rather
 /// than misread. Bump it whenever a shared type or a map's definition changes.
-pub const MAP_LAYOUT_VERSION: u32 = 2;
+pub const MAP_LAYOUT_VERSION: u32 = 3;
 
 /// Maximum number of ports in one bridge (sizes the `ports`, `egress` and `port_stats` maps).
 pub const MAX_PORTS: u32 = 1024;
+
+/// The skb path floods to the ports in the first this many counter slots: a bounded loop.
+pub const MAX_SKB_FLOOD_PORTS: u32 = 64;
 
 /// Maximum number of FDB entries in one bridge.
 pub const MAX_FDB_ENTRIES: u32 = 65536;

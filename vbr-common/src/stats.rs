@@ -24,10 +24,12 @@ pub enum Reason {
     DropVlanEgress = 8,
     /// No room in front of the frame to push a VLAN tag.
     DropNoHeadroom = 9,
+    /// Native XDP handed the frame to the skb (TC) path, which reaches ports XDP cannot.
+    PassToSkb = 10,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 10;
+    pub const COUNT: u32 = 11;
 
     pub const ALL: [Reason; Self::COUNT as usize] = [
         Self::Forwarded,
@@ -40,6 +42,7 @@ impl Reason {
         Self::DropVlanIngress,
         Self::DropVlanEgress,
         Self::DropNoHeadroom,
+        Self::PassToSkb,
     ];
 
     /// The name logs, `vbr stats` and the metrics print.
@@ -55,6 +58,7 @@ impl Reason {
             Self::DropVlanIngress => "drop_vlan_ingress",
             Self::DropVlanEgress => "drop_vlan_egress",
             Self::DropNoHeadroom => "drop_no_headroom",
+            Self::PassToSkb => "pass_to_skb",
         }
     }
 }

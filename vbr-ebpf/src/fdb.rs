@@ -3,9 +3,10 @@ use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use vbr_common::{
     event::EventKind,
     fdb::{FDB_REFRESH_NS, FdbEntry, FdbKey},
+    stats::Reason,
 };
 
-use crate::{event, maps::FDB};
+use crate::{event, maps::FDB, parse::is_multicast};
 
 /// Records that `mac` in `vlan` lives behind `ifindex`. Static entries are never moved; a learned
 /// entry is only rewritten when it moved or its timestamp is `FDB_REFRESH_NS` old, so a busy
@@ -50,10 +51,28 @@ fn write(key: FdbKey, ifindex: u32, now: u64) {
     let _ = FDB.insert(key, entry, 0);
 }
 
-/// The port `mac` in `vlan` lives behind, if known.
+/// Where a frame for `dst` in `vlan` that came in on `ingress` goes.
+pub enum Destination {
+    /// The port the destination lives behind.
+    Port(u32),
+    /// Every other port of the VLAN; `missed` when the destination was an unknown unicast.
+    Flood { missed: bool },
+}
+
+/// Looks the destination up (br_handle_frame_finish): multicast floods, a known unicast goes to
+/// its port, an unknown one floods, and one that lives behind the ingress port is dropped.
 #[inline(always)]
-pub fn lookup(mac: [u8; 6], vlan: u16) -> Option<u32> {
-    let key = FdbKey::new(mac, vlan);
+pub fn destination(dst: [u8; 6], vlan: u16, ingress: u32) -> Result<Destination, Reason> {
+    if is_multicast(&dst) {
+        return Ok(Destination::Flood { missed: false });
+    }
     // SAFETY: the pointer comes from a successful map lookup.
-    FDB.get_ptr(key).map(|entry| unsafe { (*entry).ifindex })
+    match FDB
+        .get_ptr(FdbKey::new(dst, vlan))
+        .map(|entry| unsafe { (*entry).ifindex })
+    {
+        Some(egress) if egress == ingress => Err(Reason::DropSamePort),
+        Some(egress) => Ok(Destination::Port(egress)),
+        None => Ok(Destination::Flood { missed: true }),
+    }
 }

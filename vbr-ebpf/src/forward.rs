@@ -6,7 +6,7 @@ use aya_ebpf::{
 use vbr_common::{port::PortInfo, stats::Reason};
 
 use crate::{
-    maps::{EGRESS, FLOOD, PORTS},
+    maps::{EGRESS, FLOOD},
     parse,
     stats::{self, Direction},
     vlan::{self, Classified},
@@ -18,9 +18,8 @@ pub fn to_port(
     ctx: &XdpContext,
     frame: &Classified,
     ifindex: u32,
+    port: &PortInfo,
 ) -> Result<(u32, Reason), Reason> {
-    // SAFETY: the pointer comes from a successful map lookup.
-    let port = unsafe { &*PORTS.get_ptr(ifindex).ok_or(Reason::DropRedirect)? };
     if !port.is_member(frame.vid) {
         return Err(Reason::DropVlanEgress);
     }

@@ -1,11 +1,18 @@
-//! Ingress of one frame (br_input.c): validate, classify the VLAN, learn the source, look the
-//! destination up, then forward or flood.
+//! Ingress of one frame on the XDP path (br_input.c): validate, classify the VLAN, learn the
+//! source, look the destination up, then forward or flood — or hand the frame to the skb path
+//! when native XDP cannot reach where it goes.
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
-use vbr_common::{event::EventKind, port::PortInfo, stats::Reason};
+use vbr_common::{
+    event::EventKind,
+    port::{PortInfo, PortMode},
+    stats::Reason,
+};
 
 use crate::{
-    event, fdb, forward,
-    maps::PORTS,
+    event,
+    fdb::{self, Destination},
+    forward,
+    maps::{INFO, PORTS},
     parse::{self, is_multicast, is_zero},
     stats::{self, Direction},
     vlan,
@@ -20,10 +27,13 @@ pub fn handle_frame(ctx: &XdpContext) -> (u32, Reason) {
     };
     // SAFETY: the pointer comes from a successful map lookup.
     let port = unsafe { &*port };
-    switch_frame(ctx, ingress, port).unwrap_or_else(|reason| (xdp_action::XDP_DROP, reason))
+    switch_frame(ctx, ingress, port).unwrap_or_else(|reason| match reason {
+        Reason::PassToSkb => (xdp_action::XDP_PASS, reason),
+        _ => (xdp_action::XDP_DROP, reason),
+    })
 }
 
-/// Everything but the drops, which come back as `Err(reason)`.
+/// Everything but the drops and hand-overs, which come back as `Err(reason)`.
 #[inline(always)]
 fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<(u32, Reason), Reason> {
     let eth = parse::eth_header(ctx)?;
@@ -33,16 +43,33 @@ fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<(u32,
     }
     // Learn only after ingress filtering, as br_handle_frame_finish does.
     let frame = vlan::classify(ctx, ether_type, port)?;
-    stats::add(Direction::Rx, port.slot, frame.vid, parse::len(ctx));
     fdb::learn(src, frame.vid, ingress);
-    if is_multicast(&dst) {
-        return forward::flood(ctx, port, &frame);
-    }
-    match fdb::lookup(dst, frame.vid) {
-        Some(egress) if egress == ingress => Err(Reason::DropSamePort),
-        Some(egress) => forward::to_port(ctx, &frame, egress),
-        None => {
-            event::emit(EventKind::Missed, dst, frame.vid, ingress, 0);
+    // Native XDP can only redirect to devices that take XDP frames; generic XDP (skb-backed)
+    // reaches any device.
+    let native = port.mode == PortMode::XdpNative as u8;
+    match fdb::destination(dst, frame.vid, ingress)? {
+        Destination::Port(egress) => {
+            // SAFETY: the pointer comes from a successful map lookup.
+            let target = unsafe { &*PORTS.get_ptr(egress).ok_or(Reason::DropRedirect)? };
+            if native && target.mode != PortMode::XdpNative as u8 {
+                return Err(Reason::PassToSkb);
+            }
+            stats::add(Direction::Rx, port.slot, frame.vid, parse::len(ctx));
+            forward::to_port(ctx, &frame, egress, target)
+        }
+        Destination::Flood { missed } => {
+            // SAFETY: the pointer comes from a successful map lookup.
+            if native
+                && INFO
+                    .get_ptr(0)
+                    .is_some_and(|info| unsafe { (*info).skb_ports } != 0)
+            {
+                return Err(Reason::PassToSkb);
+            }
+            stats::add(Direction::Rx, port.slot, frame.vid, parse::len(ctx));
+            if missed {
+                event::emit(EventKind::Missed, dst, frame.vid, ingress, 0);
+            }
             forward::flood(ctx, port, &frame)
         }
     }

@@ -10,10 +10,14 @@ mod forward;
 mod input;
 mod maps;
 mod parse;
+mod skb;
 mod stats;
 mod vlan;
 
-use aya_ebpf::{macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
 
 /// XDP ingress of every bridge port.
 #[xdp]
@@ -28,6 +32,14 @@ pub fn vbr_ingress(ctx: XdpContext) -> u32 {
 #[xdp(map = "devmap")]
 pub fn vbr_flood_egress(ctx: XdpContext) -> u32 {
     egress::handle_copy(&ctx)
+}
+
+/// TC (clsact ingress) program of every port: the skb path.
+#[classifier]
+pub fn vbr_tc_ingress(ctx: TcContext) -> i32 {
+    let (action, reason) = skb::handle_skb(&ctx);
+    stats::count(reason);
+    action
 }
 
 #[cfg(not(test))]

@@ -52,3 +52,7 @@ pub static EVENT_BUDGET: PerCpuArray<EventBudget, 1> = PerCpuArray::new();
 /// Facts about the bridge for userspace; no program reads it.
 #[btf_map(name = "info")]
 pub static INFO: Array<BridgeInfo, 1> = Array::new();
+
+/// Counter slot → ifindex of the port holding it (0: free): the ports the skb path floods to.
+#[btf_map(name = "slots")]
+pub static SLOTS: Array<u32, { MAX_PORTS as usize }> = Array::new();

@@ -25,26 +25,26 @@ pub struct Classified {
 /// An 802.1ad outer tag is payload here: such frames join the PVID with the S-tag intact.
 #[inline(always)]
 pub fn classify(ctx: &XdpContext, ether_type: u16, port: &PortInfo) -> Result<Classified, Reason> {
-    if ether_type != ETH_P_8021Q {
-        return untagged(None, port);
-    }
-    let tci = parse::vlan_tci(ctx)?;
-    let vid = tci & VLAN_VID_MASK;
-    if vid == 0 {
-        return untagged(Some(tci), port);
-    }
-    if !port.is_member(vid) {
-        return Err(Reason::DropVlanIngress);
-    }
-    Ok(Classified {
-        vid,
-        tci: Some(tci),
-    })
+    let tci = if ether_type == ETH_P_8021Q {
+        Some(parse::vlan_tci(ctx)?)
+    } else {
+        None
+    };
+    admit(port, tci)
 }
 
-/// Untagged and priority-tagged frames join the PVID, if the port has one.
+/// Ingress filtering of a frame carrying an 802.1Q tag with `tci`, or none: tagged frames need
+/// the port to be a member of their VLAN; untagged and priority-tagged (VID 0) ones join the
+/// PVID, if the port has one. Shared by the XDP and skb paths, which find the tag differently.
 #[inline(always)]
-fn untagged(tci: Option<u16>, port: &PortInfo) -> Result<Classified, Reason> {
+pub fn admit(port: &PortInfo, tci: Option<u16>) -> Result<Classified, Reason> {
+    let vid = tci.map_or(0, |tci| tci & VLAN_VID_MASK);
+    if vid != 0 {
+        if !port.is_member(vid) {
+            return Err(Reason::DropVlanIngress);
+        }
+        return Ok(Classified { vid, tci });
+    }
     if port.pvid == PVID_NONE {
         return Err(Reason::DropVlanIngress);
     }

@@ -13,15 +13,17 @@ use std::{
 use anyhow::{Context as _, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
+    maps::Array,
     maps::{DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues},
     programs::{
-        Xdp, XdpMode,
+        SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
+        tc::SchedClassifierLink,
         xdp::XdpLink,
     },
 };
 use vbr_common::{
-    MAX_PORTS, PROG_FLOOD_EGRESS, PROG_INGRESS,
+    MAX_PORTS, PROG_FLOOD_EGRESS, PROG_INGRESS, PROG_TC_INGRESS,
     event::EventKind,
     map_names,
     port::{PORT_F_ATTACHED, PORT_F_RESTORE_RXVLAN, PortInfo, PortMode},
@@ -29,7 +31,13 @@ use vbr_common::{
 };
 
 use crate::{
-    config::BridgeConfig, ethtool, event::Event, fdb::Fdb, layout, netdev, paths, pinned, veth,
+    config::{BridgeConfig, DatapathMode},
+    ethtool,
+    event::Event,
+    fdb::Fdb,
+    layout, netdev, paths,
+    paths::LinkKind,
+    pinned, veth,
 };
 
 /// A configured port with its interface resolved.
@@ -39,6 +47,7 @@ pub struct Port {
     pub ifindex: u32,
     pub pvid: u16,
     pub tagged: Vec<u16>,
+    pub mode: DatapathMode,
 }
 
 impl Port {
@@ -67,6 +76,7 @@ pub fn resolve_ports(bridge: &BridgeConfig) -> anyhow::Result<Vec<Port>> {
                 ifindex,
                 pvid: port.pvid,
                 tagged: port.tagged.clone(),
+                mode: port.mode,
             })
         })
         .collect()
@@ -117,7 +127,7 @@ impl Bridge {
             if adopting {
                 bridge.adopt_ports()?;
             } else {
-                pinned::write_info(name)?;
+                pinned::write_info(name, 0)?;
             }
             bridge.set_ports(ports, netlink).await
         }
@@ -146,6 +156,9 @@ impl Bridge {
                 .load()
                 .with_context(|| format!("loading program {program} into the kernel (verifier)"))?;
         }
+        tc(&mut ebpf)?.load().with_context(|| {
+            format!("loading program {PROG_TC_INGRESS} into the kernel (verifier)")
+        })?;
         let fdb = Fdb::new(
             HashMap::try_from(take_map(&mut ebpf, map_names::FDB)?).context("opening the fdb")?,
         );
@@ -162,20 +175,32 @@ impl Bridge {
     /// Moves every pinned link and flood entry onto this agent's programs, atomically.
     fn adopt_ports(&mut self) -> anyhow::Result<()> {
         for (ifindex, info) in self.port_infos()? {
-            let link_pin = self.link_pin(ifindex);
-            if info.is_attached() && link_pin.exists() {
-                let link = PinnedLink::from_pin(&link_pin)
-                    .with_context(|| format!("opening pinned link {}", link_pin.display()))?;
-                let link = XdpLink::try_from(FdLink::from(link))
-                    .with_context(|| format!("{} is not an XDP link", link_pin.display()))?;
-                let program = xdp(&mut self.ebpf, PROG_INGRESS)?;
-                let id = program
-                    .attach_to_link(link)
-                    .with_context(|| format!("moving port {ifindex} onto the new program"))?;
-                // The pin keeps the link; this agent keeps no fd of its own.
-                drop(program.take_link(id)?);
+            if info.is_attached() {
+                self.adopt_links(ifindex)
+                    .with_context(|| format!("moving port {ifindex} onto the new programs"))?;
             }
             self.set_devmaps(ifindex)?;
+        }
+        Ok(())
+    }
+
+    fn adopt_links(&mut self, ifindex: u32) -> anyhow::Result<()> {
+        let xdp_pin = paths::link_pin(&self.pin_dir, ifindex, LinkKind::Xdp);
+        if xdp_pin.exists() {
+            let link = XdpLink::try_from(open_link(&xdp_pin)?)
+                .with_context(|| format!("{} is not an XDP link", xdp_pin.display()))?;
+            let program = xdp(&mut self.ebpf, PROG_INGRESS)?;
+            let id = program.attach_to_link(link)?;
+            // The pin keeps the link; this agent keeps no fd of its own.
+            drop(program.take_link(id)?);
+        }
+        let tc_pin = paths::link_pin(&self.pin_dir, ifindex, LinkKind::Tc);
+        if tc_pin.exists() {
+            let link = SchedClassifierLink::try_from(open_link(&tc_pin)?)
+                .with_context(|| format!("{} is not a TC link", tc_pin.display()))?;
+            let program = tc(&mut self.ebpf)?;
+            let id = program.attach_to_link(link)?;
+            drop(program.take_link(id)?);
         }
         Ok(())
     }
@@ -206,7 +231,12 @@ impl Bridge {
                 })?,
             }
         }
-        Ok(())
+        let skb_ports = self
+            .port_infos()?
+            .values()
+            .filter(|info| info.mode != PortMode::XdpNative as u8)
+            .count();
+        pinned::write_info(&self.name, skb_ports as u32)
     }
 
     /// Makes `port` a redirect target and a known ingress, then attaches the datapath to it.
@@ -224,6 +254,9 @@ impl Bridge {
             .set(u32::from(slot), zeros, 0)
             .context("clearing the port's counters")?;
         self.set_devmaps(port.ifindex)?;
+        Array::try_from(self.map_mut(map_names::SLOTS)?)?
+            .set(u32::from(slot), port.ifindex, 0)
+            .context("recording the port's slot")?;
         let mut info = PortInfo::new(PortMode::XdpNative, slot);
         port.apply_vlans(&mut info);
         self.ports_map()?
@@ -244,28 +277,61 @@ impl Bridge {
         Ok(())
     }
 
-    /// Attaches natively where the driver can, generically otherwise, through a pinned bpf_link
-    /// (Linux ≥ 5.9), and says which.
+    /// Attaches the datapath as the port's mode says, through pinned bpf_links (XDP: Linux ≥ 5.9;
+    /// TC: tcx, Linux ≥ 6.6), and says which path the port's frames take. A native XDP port also
+    /// gets the TC program, for the frames it hands to the skb path.
     fn attach(&mut self, port: &Port) -> anyhow::Result<PortMode> {
-        let link_pin = self.link_pin(port.ifindex);
-        let program = xdp(&mut self.ebpf, PROG_INGRESS)?;
-        let (id, mode) = match program.attach_to_if_index(port.ifindex, XdpMode::Driver) {
-            Ok(id) => (id, PortMode::XdpNative),
-            Err(native) => {
-                tracing::info!(port = %port.ifname, "native XDP refused ({native}), using generic XDP");
-                let id = program
-                    .attach_to_if_index(port.ifindex, XdpMode::Skb)
-                    .context("attaching XDP (native and generic both refused)")?;
-                (id, PortMode::XdpGeneric)
+        let mode = match port.mode {
+            DatapathMode::Auto => match self.attach_xdp(port, XdpMode::Driver) {
+                Ok(()) => PortMode::XdpNative,
+                Err(error) => {
+                    tracing::info!(port = %port.ifname, "no native XDP ({error:#}): using the skb (TC) path");
+                    PortMode::Tc
+                }
+            },
+            DatapathMode::Xdp => {
+                self.attach_xdp(port, XdpMode::Driver)?;
+                PortMode::XdpNative
             }
+            DatapathMode::XdpGeneric => {
+                self.attach_xdp(port, XdpMode::Skb)?;
+                PortMode::XdpGeneric
+            }
+            DatapathMode::Tc => PortMode::Tc,
         };
+        if mode != PortMode::XdpGeneric {
+            self.attach_tc(port)?;
+        }
+        Ok(mode)
+    }
+
+    fn attach_xdp(&mut self, port: &Port, mode: XdpMode) -> anyhow::Result<()> {
+        let program = xdp(&mut self.ebpf, PROG_INGRESS)?;
+        let id = program
+            .attach_to_if_index(port.ifindex, mode)
+            .with_context(|| format!("attaching XDP ({mode:?})"))?;
         let link = FdLink::try_from(program.take_link(id)?)
             .context("the kernel attached XDP without a bpf_link (Linux ≥ 5.9 needed)")?;
-        fs::create_dir_all(link_pin.parent().expect("link pins live in a directory"))
+        self.pin_link(link, port.ifindex, LinkKind::Xdp)
+    }
+
+    fn attach_tc(&mut self, port: &Port) -> anyhow::Result<()> {
+        let program = tc(&mut self.ebpf)?;
+        let id = program
+            .attach(&port.ifname, TcAttachType::Ingress)
+            .context("attaching the TC ingress program")?;
+        let link = FdLink::try_from(program.take_link(id)?)
+            .context("the kernel attached TC without a tcx link (Linux ≥ 6.6 needed)")?;
+        self.pin_link(link, port.ifindex, LinkKind::Tc)
+    }
+
+    fn pin_link(&self, link: FdLink, ifindex: u32, kind: LinkKind) -> anyhow::Result<()> {
+        let path = paths::link_pin(&self.pin_dir, ifindex, kind);
+        fs::create_dir_all(path.parent().expect("link pins live in a directory"))
             .context("creating the links directory")?;
-        link.pin(&link_pin)
-            .with_context(|| format!("pinning the XDP link at {}", link_pin.display()))?;
-        Ok(mode)
+        link.pin(&path)
+            .with_context(|| format!("pinning the link at {}", path.display()))?;
+        Ok(())
     }
 
     /// Takes port `ifindex` out of the bridge: detached, forgotten, its entries flushed, its
@@ -274,10 +340,17 @@ impl Bridge {
         let info = self.ports_map()?.get(&ifindex, 0).ok();
         // First stop taking its frames in, then stop sending frames out to it.
         let _ = self.ports_map()?.remove(&ifindex);
-        let link_pin = self.link_pin(ifindex);
-        if link_pin.exists() {
-            fs::remove_file(&link_pin)
-                .with_context(|| format!("removing {}", link_pin.display()))?;
+        for kind in [LinkKind::Xdp, LinkKind::Tc] {
+            let link_pin = paths::link_pin(&self.pin_dir, ifindex, kind);
+            if link_pin.exists() {
+                fs::remove_file(&link_pin)
+                    .with_context(|| format!("removing {}", link_pin.display()))?;
+            }
+        }
+        if let Some(info) = info {
+            Array::try_from(self.map_mut(map_names::SLOTS)?)?
+                .set(u32::from(info.slot), 0, 0)
+                .context("freeing the port's slot")?;
         }
         for map in [map_names::EGRESS, map_names::FLOOD] {
             let _ = DevMapHash::try_from(self.map_mut(map)?)?.remove(ifindex);
@@ -379,10 +452,6 @@ impl Bridge {
         HashMap::try_from(self.map_mut(map_names::PORTS)?).context("opening the ports map")
     }
 
-    fn link_pin(&self, ifindex: u32) -> PathBuf {
-        paths::link_pin(&self.pin_dir, ifindex)
-    }
-
     fn map_mut(&mut self, name: &str) -> anyhow::Result<&mut aya::maps::Map> {
         self.ebpf
             .map_mut(name)
@@ -402,6 +471,19 @@ fn remove_pins(name: &str) {
 fn take_map(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<aya::maps::Map> {
     ebpf.take_map(name)
         .ok_or_else(|| anyhow!("the eBPF object has no map {name:?}"))
+}
+
+fn open_link(path: &std::path::Path) -> anyhow::Result<FdLink> {
+    let link = PinnedLink::from_pin(path)
+        .with_context(|| format!("opening pinned link {}", path.display()))?;
+    Ok(FdLink::from(link))
+}
+
+fn tc(ebpf: &mut Ebpf) -> anyhow::Result<&mut SchedClassifier> {
+    ebpf.program_mut(PROG_TC_INGRESS)
+        .ok_or_else(|| anyhow!("the eBPF object has no program {PROG_TC_INGRESS}"))?
+        .try_into()
+        .with_context(|| format!("{PROG_TC_INGRESS} is not a TC program"))
 }
 
 fn xdp<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut Xdp> {

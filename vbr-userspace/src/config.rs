@@ -9,6 +9,7 @@
 //! ifname = "sw-h1"
 //! pvid = 10                 # default 1; "none" admits no untagged frames (a pure trunk)
 //! tagged = [20, "100-110"]  # VLANs carried 802.1Q-tagged
+//! mode = "auto"             # "xdp", "xdp-generic" or "tc": how frames reach the datapath
 //! ```
 use std::{collections::HashSet, path::Path};
 
@@ -43,6 +44,22 @@ pub struct PortConfig {
     pub pvid: u16,
     /// Ascending, without duplicates, never containing the PVID.
     pub tagged: Vec<u16>,
+    pub mode: DatapathMode,
+}
+
+/// How a port's frames reach the datapath.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatapathMode {
+    /// Native XDP where the driver has it, the skb (TC) path otherwise.
+    #[default]
+    Auto,
+    /// Native XDP, or fail.
+    Xdp,
+    /// Generic (skb-backed) XDP.
+    XdpGeneric,
+    /// TC clsact ingress: the skb path.
+    Tc,
 }
 
 /// A port as written, before its VLANs are checked.
@@ -53,6 +70,8 @@ struct RawPort {
     pvid: Option<VlanSpec>,
     #[serde(default)]
     tagged: Vec<VlanSpec>,
+    #[serde(default)]
+    mode: DatapathMode,
 }
 
 /// A VID as a number, or text: `"none"` (for pvid), `"10"` or a range `"100-110"`.
@@ -93,6 +112,7 @@ impl TryFrom<RawPort> for PortConfig {
             ifname,
             pvid,
             tagged,
+            mode: raw.mode,
         })
     }
 }
@@ -283,7 +303,10 @@ mod tests {
         let port = one_port("pvid = 10\ntagged = [20, \"100-103\", 20]").unwrap();
         assert_eq!(port.pvid, 10);
         assert_eq!(port.tagged, vec![20, 100, 101, 102, 103]);
-        let trunk = one_port("pvid = \"none\"\ntagged = [\"4094\"]").unwrap();
+        assert_eq!(port.mode, DatapathMode::Auto);
+        let trunk =
+            one_port("pvid = \"none\"\ntagged = [\"4094\"]\nmode = \"xdp-generic\"").unwrap();
+        assert_eq!(trunk.mode, DatapathMode::XdpGeneric);
         assert_eq!(trunk.pvid, PVID_NONE);
         assert_eq!(trunk.tagged, vec![4094]);
     }

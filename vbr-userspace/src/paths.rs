@@ -17,7 +17,18 @@ pub fn map_pin(bridge: &str, map: &str) -> PathBuf {
     bridge_dir(bridge).join(map)
 }
 
-/// `<bridge dir>/links/<ifindex>`: the pinned XDP link of a port.
-pub fn link_pin(bridge_dir: &Path, ifindex: u32) -> PathBuf {
-    bridge_dir.join("links").join(ifindex.to_string())
+/// Which of a port's programs a link attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    Xdp,
+    Tc,
+}
+
+/// `<bridge dir>/links/<ifindex>` (XDP) or `<ifindex>-tc`: the pinned links of a port.
+pub fn link_pin(bridge_dir: &Path, ifindex: u32, kind: LinkKind) -> PathBuf {
+    let name = match kind {
+        LinkKind::Xdp => ifindex.to_string(),
+        LinkKind::Tc => format!("{ifindex}-tc"),
+    };
+    bridge_dir.join("links").join(name)
 }

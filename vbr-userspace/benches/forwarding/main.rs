@@ -1,0 +1,216 @@
+//! `cargo xtask bench`: vbr's forwarding rate against the Linux bridge and a bare XDP redirect,
+//! on veths in a namespace of the bench's own, with an in-kernel generator (live-frames
+//! BPF_PROG_TEST_RUN) and sinks counting in XDP; what each of vbr's programs costs by itself;
+//! and what its maps take in memory. Every variant is measured once per round, rounds
+//! interleaved, so that drift of the machine spreads over all of them alike.
+//!
+//! `--quick` only checks that every variant forwards every frame where it should (a test, not a
+//! measurement); otherwise the results go to `--output` (Markdown) and a plot next to it (SVG).
+//! Needs root.
+
+// The names of the rig's programs and maps and the generator's configuration, shared with
+// vbr-ebpf's bench.rs: one definition compiled on both sides.
+#[allow(dead_code, reason = "shared with the eBPF side, which uses the rest")]
+#[path = "../../../vbr-ebpf/src/bench_abi.rs"]
+mod bench_abi;
+mod cost;
+mod frames;
+mod linux_bridge;
+mod measure;
+mod plot;
+mod report;
+mod rig;
+mod topology;
+mod variant;
+mod vbr_switch;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Parser;
+use vbr_tests::interrupt;
+
+use crate::{
+    linux_bridge::HostNetfilter,
+    measure::{Budget, Sample},
+    report::{Measured, Results},
+    rig::Rig,
+    topology::Topology,
+    variant::{FDB_SIZES, Path, Switch, Variant},
+    vbr_switch::VbrSwitch,
+};
+
+/// Rounds of a full run: each variant's rate is the median of this many measurements.
+const ROUNDS: usize = 3;
+/// Length of one measurement.
+const MEASURE_TIME: Duration = Duration::from_secs(1);
+/// Frames each variant sends in `--quick` mode.
+const QUICK_FRAMES: u32 = 10_000;
+
+#[derive(Parser)]
+#[command(about = "vbr's forwarding benchmark (run it with `cargo xtask bench`)")]
+struct Args {
+    /// Only check that every variant forwards; measure nothing, write nothing
+    #[arg(long)]
+    quick: bool,
+    /// Where the results go (Markdown; the plot lands next to it as an SVG)
+    #[arg(long, required_unless_present = "quick")]
+    output: Option<PathBuf>,
+    /// Passed by `cargo bench`; ignored
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    vbr_tests::require_root();
+    interrupt::install()?;
+    let started = Instant::now();
+    let host = HostNetfilter::snapshot()?;
+    let topology = Topology::build().context("building the bench's namespace")?;
+    println!(
+        "namespace {}, generator and forwarding on CPU {}",
+        topology.netns.name(),
+        topology.cpu
+    );
+    let mut rig = Rig::load(&topology)?;
+    let mut vbr = Vec::new();
+    for entries in FDB_SIZES {
+        let loading = Instant::now();
+        vbr.push(VbrSwitch::load(entries, &topology.ports[0])?);
+        println!(
+            "vbr with {entries} FDB entries loaded in {:.1?}",
+            loading.elapsed()
+        );
+    }
+    let variants = Variant::all();
+    if args.quick {
+        quick(&topology, &mut rig, &mut vbr, &variants)?;
+    } else {
+        let output = args.output.context("--output is required")?;
+        let results = full(&topology, &mut rig, &mut vbr, &variants)?;
+        report::write(&output, &results).context("writing the results")?;
+        println!("results written to {}", output.display());
+    }
+    drop(vbr);
+    drop(rig);
+    drop(topology);
+    host.check_unchanged()?;
+    println!("done in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+/// Sends a fixed number of frames through every variant and checks where they arrived.
+fn quick(
+    topology: &Topology,
+    rig: &mut Rig,
+    vbr: &mut [VbrSwitch],
+    variants: &[Variant],
+) -> Result<()> {
+    for variant in variants {
+        stop_if_interrupted()?;
+        let sample = measure_one(
+            topology,
+            rig,
+            vbr,
+            variant,
+            frames::WIRE_SIZES[0],
+            Budget::Frames(QUICK_FRAMES),
+        )?;
+        measure::check(&sample, &variant.to_string())?;
+        println!("ok: {variant}: {:?} of {QUICK_FRAMES}", sample.received);
+    }
+    Ok(())
+}
+
+/// Measures every variant at every frame size, `ROUNDS` times interleaved, then what the
+/// programs cost and what the maps take.
+fn full(
+    topology: &Topology,
+    rig: &mut Rig,
+    vbr: &mut [VbrSwitch],
+    variants: &[Variant],
+) -> Result<Results> {
+    let mut measured: Vec<Measured> = frames::WIRE_SIZES
+        .iter()
+        .flat_map(|&wire_size| {
+            variants.iter().map(move |&variant| Measured {
+                variant,
+                wire_size,
+                samples: Vec::new(),
+            })
+        })
+        .collect();
+    for round in 1..=ROUNDS {
+        for entry in &mut measured {
+            stop_if_interrupted()?;
+            let sample = measure_one(
+                topology,
+                rig,
+                vbr,
+                &entry.variant,
+                entry.wire_size,
+                Budget::Time(MEASURE_TIME),
+            )?;
+            println!(
+                "round {round}/{ROUNDS}, {} B, {}: {:.3} Mpps",
+                entry.wire_size,
+                entry.variant,
+                sample.mpps()
+            );
+            entry.samples.push(sample);
+        }
+    }
+    let cost_variants: Vec<Variant> = variants
+        .iter()
+        .filter(|variant| {
+            matches!(variant.switch, Switch::Vbr { fdb } if fdb == FDB_SIZES[0] || fdb == FDB_SIZES[FDB_SIZES.len() - 1])
+                && variant.spread
+                && !matches!(variant.path, Path::Flood(n) if n != 8)
+        })
+        .copied()
+        .collect();
+    stop_if_interrupted()?;
+    let costs = cost::paths(topology, rig, vbr, &cost_variants)?;
+    let memory = vbr
+        .iter()
+        .map(|switch| Ok((switch.entries, switch.capacity, switch.memory()?)))
+        .collect::<Result<_>>()?;
+    let mut sizes = cost::sizes(vbr[0].ebpf())?;
+    sizes.extend(cost::sizes(rig.ebpf())?);
+    Ok(Results {
+        measured,
+        costs,
+        memory,
+        sizes,
+        cpu: topology.cpu,
+        rounds: ROUNDS,
+        measure_time: MEASURE_TIME,
+    })
+}
+
+fn measure_one(
+    topology: &Topology,
+    rig: &mut Rig,
+    vbr: &mut [VbrSwitch],
+    variant: &Variant,
+    wire_size: usize,
+    budget: Budget,
+) -> Result<Sample> {
+    let frame = variant.frame(wire_size);
+    let receivers = variant.receivers(topology);
+    variant
+        .run(topology, rig, vbr, |rig, _| {
+            rig.set_traffic(&frame, variant.destinations())?;
+            measure::run(rig, &frame, &receivers, budget, topology.cpu)
+        })
+        .with_context(|| format!("{variant}, {wire_size}-byte frames"))
+}
+
+fn stop_if_interrupted() -> Result<()> {
+    if interrupt::raised() {
+        bail!("interrupted");
+    }
+    Ok(())
+}

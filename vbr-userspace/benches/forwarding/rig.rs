@@ -1,0 +1,152 @@
+//! The rig's own programs (vbr-ebpf/src/bench.rs): the generator, the sinks and the ceiling.
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::{
+    Ebpf, TestRun as _, TestRunAttrs, TestRunOptions,
+    maps::{Array, DevMap, PerCpuArray},
+    programs::{Xdp, XdpMode, xdp::XdpLinkId},
+};
+use vbr_tests::xdp::XdpMd;
+
+use crate::{
+    bench_abi::{
+        GeneratorConfig, MAP_CEILING_TX, MAP_GENERATOR, MAP_SINK_FRAMES, PREFIX_LEN, PROG_GENERATE,
+        PROG_REDIRECT, PROG_SINK, SINK_SLOTS,
+    },
+    topology::{Iface, Topology},
+};
+
+/// Frames the kernel generates per batch before flushing them (its default).
+const LIVE_BATCH: u32 = 64;
+
+// SAFETY: plain `#[repr(C)]` data with explicit padding.
+unsafe impl aya::Pod for GeneratorConfig {}
+
+pub struct Rig {
+    ebpf: Ebpf,
+    generator: u32,
+}
+
+impl Rig {
+    /// Loads the programs, attaches a sink to every kN and points the ceiling at p1.
+    pub fn load(topology: &Topology) -> Result<Self> {
+        let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vbr-bench"));
+        let mut ebpf = Ebpf::load(object).context("loading the bench's eBPF object")?;
+        for name in [PROG_GENERATE, PROG_REDIRECT, PROG_SINK] {
+            program(&mut ebpf, name)?
+                .load()
+                .with_context(|| format!("loading {name}"))?;
+        }
+        for sink in &topology.sinks {
+            anyhow::ensure!(
+                sink.ifindex < SINK_SLOTS,
+                "sink {} has ifindex {}, past the sink's counters",
+                sink.name,
+                sink.ifindex
+            );
+            attach(&mut ebpf, PROG_SINK, sink)?;
+        }
+        let mut ceiling = DevMap::try_from(map(&mut ebpf, MAP_CEILING_TX)?)?;
+        ceiling
+            .set(0, topology.ports[0].ifindex, None, 0)
+            .context("pointing the ceiling at p1")?;
+        Ok(Self {
+            ebpf,
+            generator: topology.generator.ifindex,
+        })
+    }
+
+    /// From now on the generator sends `frame`, to `destinations` destination MACs in turn when
+    /// there are 2 or more.
+    pub fn set_traffic(&mut self, frame: &[u8], destinations: u32) -> Result<()> {
+        let mut prefix = [0; PREFIX_LEN];
+        prefix.copy_from_slice(&frame[..PREFIX_LEN]);
+        let config = GeneratorConfig {
+            prefix,
+            _pad: 0,
+            destinations,
+        };
+        let mut generator: Array<_, GeneratorConfig> =
+            Array::try_from(map(&mut self.ebpf, MAP_GENERATOR)?)?;
+        generator
+            .set(0, config, 0)
+            .context("configuring the generator")
+    }
+
+    /// Transmits `count` copies of `frame` out of gen0, from the calling thread's CPU; returns
+    /// the time it took.
+    pub fn generate(&self, frame: &[u8], count: u32) -> Result<Duration> {
+        let ctx = XdpMd::arriving_on(self.generator, frame.len());
+        let program: &Xdp = self
+            .ebpf
+            .program(PROG_GENERATE)
+            .ok_or_else(|| anyhow!("no program {PROG_GENERATE}"))?
+            .try_into()?;
+        let start = Instant::now();
+        program
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                ctx_in: Some(ctx.as_bytes()),
+                repeat: count,
+                attrs: TestRunAttrs::new().xdp_live_frames(LIVE_BATCH),
+                ..Default::default()
+            })
+            .context("generating frames (BPF_PROG_TEST_RUN with live frames, Linux ≥ 5.18)")?;
+        Ok(start.elapsed())
+    }
+
+    /// Frames received so far by each interface, indexed by ifindex, summed over CPUs.
+    pub fn received(&self) -> Result<Vec<u64>> {
+        let counts: PerCpuArray<_, u64> = PerCpuArray::try_from(
+            self.ebpf
+                .map(MAP_SINK_FRAMES)
+                .ok_or_else(|| anyhow!("no map {MAP_SINK_FRAMES}"))?,
+        )?;
+        (0..SINK_SLOTS)
+            .map(|slot| Ok(counts.get(&slot, 0)?.iter().sum()))
+            .collect()
+    }
+
+    /// Attaches the sink to `iface` (the generator-only baseline counts on pa).
+    pub fn attach_sink(&mut self, iface: &Iface) -> Result<XdpLinkId> {
+        attach(&mut self.ebpf, PROG_SINK, iface)
+    }
+
+    pub fn detach_sink(&mut self, link: XdpLinkId) -> Result<()> {
+        program(&mut self.ebpf, PROG_SINK)?.detach(link)?;
+        Ok(())
+    }
+
+    /// Attaches the bare redirect (pa → p1) to `iface`.
+    pub fn attach_ceiling(&mut self, iface: &Iface) -> Result<XdpLinkId> {
+        attach(&mut self.ebpf, PROG_REDIRECT, iface)
+    }
+
+    pub fn detach_ceiling(&mut self, link: XdpLinkId) -> Result<()> {
+        program(&mut self.ebpf, PROG_REDIRECT)?.detach(link)?;
+        Ok(())
+    }
+
+    pub fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
+    }
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
+    Ok(ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("no program {name}"))?
+        .try_into()?)
+}
+
+fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
+    ebpf.map_mut(name).ok_or_else(|| anyhow!("no map {name}"))
+}
+
+/// Attaches program `name` natively (XDP in the veth driver) to `iface`.
+fn attach(ebpf: &mut Ebpf, name: &str, iface: &Iface) -> Result<XdpLinkId> {
+    program(ebpf, name)?
+        .attach_to_if_index(iface.ifindex, XdpMode::Driver)
+        .with_context(|| format!("attaching {name} to {}", iface.name))
+}

@@ -1,0 +1,243 @@
+//! What is measured: which switch forwards, along which path, with how big an FDB.
+use std::fmt;
+
+use anyhow::{Result, bail};
+
+use crate::{
+    bench_abi::destination,
+    frames,
+    linux_bridge::LinuxBridge,
+    rig::Rig,
+    topology::{Iface, Topology},
+    vbr_switch::{Role, VID, VbrSwitch},
+};
+
+/// FDB sizes vbr is measured with.
+pub const FDB_SIZES: [u32; 3] = [1_000, 100_000, 1_000_000];
+/// Flood fan-outs: ports a broadcast is copied to.
+pub const FAN_OUTS: [usize; 3] = [2, 4, 8];
+/// Destinations the baselines' unicast traffic spreads over (the Linux bridge holds them as
+/// static entries), as many as vbr's smallest FDB.
+pub const BASELINE_DESTINATIONS: u32 = FDB_SIZES[0];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// No switch: the sink counts on pa what the generator sends.
+    Generator,
+    /// A bare XDP redirect pa → p1, the ceiling of any XDP switch.
+    Ceiling,
+    LinuxBridge {
+        netfilter: bool,
+    },
+    /// vbr with an FDB of this many entries.
+    Vbr {
+        fdb: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// Untagged known unicast between access ports.
+    Unicast,
+    /// Untagged in, tagged out: a tag push.
+    AccessToTrunk,
+    /// Tagged in, untagged out: a tag pop.
+    TrunkToAccess,
+    TrunkToTrunk,
+    /// Broadcast from an access port to this many other access ports.
+    Flood(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Variant {
+    pub switch: Switch,
+    pub path: Path,
+    /// Unicast only: spread the frames over the FDB's entries (`destination(0..n)`, one after
+    /// the other) rather than send them all to `destination(0)`.
+    pub spread: bool,
+}
+
+impl Variant {
+    const fn new(switch: Switch, path: Path) -> Self {
+        Self {
+            switch,
+            path,
+            spread: true,
+        }
+    }
+
+    /// Every variant, in the order a round measures them.
+    pub fn all() -> Vec<Self> {
+        let mut all = vec![
+            Self::new(Switch::Generator, Path::Unicast),
+            Self::new(Switch::Ceiling, Path::Unicast),
+        ];
+        for netfilter in [false, true] {
+            let switch = Switch::LinuxBridge { netfilter };
+            all.push(Self::new(switch, Path::Unicast));
+            all.extend(FAN_OUTS.map(|n| Self::new(switch, Path::Flood(n))));
+        }
+        for fdb in FDB_SIZES {
+            let switch = Switch::Vbr { fdb };
+            all.extend(
+                [
+                    Path::Unicast,
+                    Path::AccessToTrunk,
+                    Path::TrunkToAccess,
+                    Path::TrunkToTrunk,
+                ]
+                .map(|path| Self::new(switch, path)),
+            );
+            all.extend(FAN_OUTS.map(|n| Self::new(switch, Path::Flood(n))));
+        }
+        let largest = Switch::Vbr {
+            fdb: FDB_SIZES[FDB_SIZES.len() - 1],
+        };
+        all.push(Self {
+            spread: false,
+            ..Self::new(largest, Path::Unicast)
+        });
+        all
+    }
+
+    /// The frame the generator sends (its destination is rewritten when spread).
+    pub fn frame(&self, wire_size: usize) -> Vec<u8> {
+        let dst = match self.path {
+            Path::Flood(_) => frames::BROADCAST,
+            _ => destination(0),
+        };
+        let tagged = matches!(self.path, Path::TrunkToAccess | Path::TrunkToTrunk);
+        frames::udp(dst, tagged.then_some(VID), wire_size)
+    }
+
+    /// Destination MACs the generator rotates over.
+    pub fn destinations(&self) -> u32 {
+        match (self.path, self.switch, self.spread) {
+            (Path::Flood(_), _, _) | (_, _, false) => 1,
+            (_, Switch::Vbr { fdb }, true) => fdb,
+            _ => BASELINE_DESTINATIONS,
+        }
+    }
+
+    /// The sinks (or pa, for the generator alone) that must receive every frame, once each.
+    pub fn receivers<'t>(&self, topology: &'t Topology) -> Vec<&'t Iface> {
+        match (self.switch, self.path) {
+            (Switch::Generator, _) => vec![&topology.ingress],
+            (_, Path::Flood(n)) => topology.sinks[..n].iter().collect(),
+            _ => vec![&topology.sinks[0]],
+        }
+    }
+
+    /// Ports of the switch besides pa.
+    fn ports(&self) -> usize {
+        match self.path {
+            Path::Flood(n) => n,
+            _ => 1,
+        }
+    }
+
+    /// Roles of pa and of the other ports in vbr.
+    fn roles(&self) -> (Role, Role) {
+        match self.path {
+            Path::Unicast | Path::Flood(_) => (Role::Access, Role::Access),
+            Path::AccessToTrunk => (Role::Access, Role::Trunk),
+            Path::TrunkToAccess => (Role::Trunk, Role::Access),
+            Path::TrunkToTrunk => (Role::Trunk, Role::Trunk),
+        }
+    }
+
+    /// Sets the switch up, runs `measure`, and takes the switch down again.
+    pub fn run<T>(
+        &self,
+        topology: &Topology,
+        rig: &mut Rig,
+        vbr: &mut [VbrSwitch],
+        measure: impl FnOnce(&mut Rig, Option<&VbrSwitch>) -> Result<T>,
+    ) -> Result<T> {
+        let ports = topology.ports(self.ports());
+        match self.switch {
+            Switch::Generator => {
+                let link = rig.attach_sink(&topology.ingress)?;
+                let result = measure(rig, None);
+                rig.detach_sink(link)?;
+                result
+            }
+            Switch::Ceiling => {
+                let link = rig.attach_ceiling(&topology.ingress)?;
+                let result = measure(rig, None);
+                rig.detach_ceiling(link)?;
+                result
+            }
+            Switch::LinuxBridge { netfilter } => {
+                if !matches!(self.path, Path::Unicast | Path::Flood(_)) {
+                    bail!("this kernel's bridge has no VLAN filtering: no {self}");
+                }
+                let _bridge = LinuxBridge::new(
+                    &topology.netns,
+                    &topology.ingress,
+                    ports,
+                    BASELINE_DESTINATIONS,
+                    netfilter,
+                )?;
+                measure(rig, None)
+            }
+            Switch::Vbr { fdb } => {
+                let Some(switch) = vbr.iter_mut().find(|switch| switch.entries == fdb) else {
+                    bail!("no vbr instance with {fdb} FDB entries");
+                };
+                let (ingress_role, role) = self.roles();
+                let members: Vec<(&Iface, Role)> =
+                    std::iter::once((&topology.ingress, ingress_role))
+                        .chain(ports.iter().map(|port| (port, role)))
+                        .collect();
+                switch.start(&members)?;
+                let result = measure(rig, Some(switch));
+                switch.stop()?;
+                result
+            }
+        }
+    }
+}
+
+impl Path {
+    pub fn label(&self) -> String {
+        match self {
+            Self::Unicast => "known unicast".to_owned(),
+            Self::AccessToTrunk => "access → trunk (tag push)".to_owned(),
+            Self::TrunkToAccess => "trunk → access (tag pop)".to_owned(),
+            Self::TrunkToTrunk => "trunk → trunk".to_owned(),
+            Self::Flood(n) => format!("broadcast to {n} ports"),
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.path.label();
+        match self.switch {
+            Switch::Generator => write!(f, "generator alone (gen0 → pa, no switch)"),
+            Switch::Ceiling => write!(f, "bare XDP redirect (the ceiling)"),
+            Switch::LinuxBridge { netfilter } => write!(
+                f,
+                "Linux bridge, netfilter {}: {path}",
+                if netfilter { "on" } else { "off" }
+            ),
+            Switch::Vbr { fdb } => {
+                write!(f, "vbr, {} FDB: {path}", fdb_label(fdb))?;
+                if !self.spread {
+                    write!(f, ", one destination")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// 1000 → "1k", 1000000 → "1M".
+pub fn fdb_label(entries: u32) -> String {
+    match entries {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}

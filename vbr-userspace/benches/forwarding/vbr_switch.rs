@@ -1,0 +1,204 @@
+//! vbr's datapath, loaded straight from the vbr library (no agent, nothing pinned) and driven
+//! through its maps as the agent would, with an FDB filled to a given size.
+use std::os::fd::{AsFd as _, AsRawFd as _};
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{DevMapHash, HashMap, MapData, PerCpuArray},
+    programs::{Xdp, XdpMode, xdp::XdpLinkId},
+};
+use vbr_common::{
+    MAX_FDB_ENTRIES, PROG_FLOOD_EGRESS, PROG_INGRESS,
+    fdb::{FDB_F_STATIC, FdbEntry, FdbKey},
+    map_names,
+    port::{PORT_F_ATTACHED, PortInfo, PortMode},
+    stats::Reason,
+};
+
+use crate::{bench_abi::destination, topology::Iface};
+
+/// The VLAN every path runs in: untagged on access ports (their PVID), tagged on trunks.
+pub const VID: u16 = 10;
+
+/// How a port treats VLAN `VID`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// PVID `VID`: frames enter and leave untagged.
+    Access,
+    /// No PVID, `VID` tagged.
+    Trunk,
+}
+
+pub struct VbrSwitch {
+    ebpf: Ebpf,
+    /// Entries in the FDB.
+    pub entries: u32,
+    /// The FDB map's `max_entries`.
+    pub capacity: u32,
+    links: Vec<XdpLinkId>,
+    ports: Vec<u32>,
+}
+
+/// Memory the kernel charges for a datapath instance's maps (fdinfo `memlock`).
+pub struct Memory {
+    pub fdb: u64,
+    pub all_maps: u64,
+}
+
+impl VbrSwitch {
+    /// Loads a datapath instance whose FDB holds `entries` entries, `destination(0..entries)` in
+    /// VLAN `VID`, all behind `port`. The FDB map keeps vbr's capacity (`MAX_FDB_ENTRIES`) when
+    /// that is enough, and is otherwise sized to the next power of two.
+    pub fn load(entries: u32, port: &Iface) -> Result<Self> {
+        let capacity = MAX_FDB_ENTRIES.max(entries.next_power_of_two());
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(map_names::FDB, capacity)
+            .load(vbr::datapath::object())
+            .context("loading vbr's datapath")?;
+        for name in [PROG_INGRESS, PROG_FLOOD_EGRESS] {
+            program(&mut ebpf, name)?
+                .load()
+                .with_context(|| format!("loading {name}"))?;
+        }
+        let mut fdb: HashMap<_, FdbKey, FdbEntry> =
+            HashMap::try_from(map(&mut ebpf, map_names::FDB)?)?;
+        let entry = FdbEntry {
+            ifindex: port.ifindex,
+            flags: FDB_F_STATIC,
+            last_seen_ns: 0,
+        };
+        for index in 0..entries {
+            fdb.insert(FdbKey::new(destination(index), VID), entry, 0)
+                .with_context(|| format!("filling the FDB: entry {index} of {entries}"))?;
+        }
+        Ok(Self {
+            ebpf,
+            entries,
+            capacity,
+            links: Vec::new(),
+            ports: Vec::new(),
+        })
+    }
+
+    /// Makes `ports` (with their roles) the bridge's ports and attaches vbr to each.
+    pub fn start(&mut self, ports: &[(&Iface, Role)]) -> Result<()> {
+        let flood_egress = program(&mut self.ebpf, PROG_FLOOD_EGRESS)?
+            .fd()?
+            .try_clone()?;
+        for (slot, (iface, role)) in ports.iter().enumerate() {
+            let mut info = PortInfo::new(PortMode::XdpNative, slot as u16);
+            info.flags = PORT_F_ATTACHED;
+            match role {
+                Role::Access => info.set_pvid(VID),
+                Role::Trunk => info.set_member(VID, true),
+            }
+            let mut infos: HashMap<_, u32, PortInfo> =
+                HashMap::try_from(map(&mut self.ebpf, map_names::PORTS)?)?;
+            infos.insert(iface.ifindex, info, 0)?;
+            for (name, egress_program) in [
+                (map_names::EGRESS, None),
+                (map_names::FLOOD, Some(&flood_egress)),
+            ] {
+                let mut devmap = DevMapHash::try_from(map(&mut self.ebpf, name)?)?;
+                devmap
+                    .insert(iface.ifindex, iface.ifindex, egress_program, 0)
+                    .with_context(|| format!("adding {} to {name}", iface.name))?;
+            }
+            self.ports.push(iface.ifindex);
+        }
+        for (iface, _) in ports {
+            let link = program(&mut self.ebpf, PROG_INGRESS)?
+                .attach_to_if_index(iface.ifindex, XdpMode::Driver)
+                .with_context(|| format!("attaching vbr to {}", iface.name))?;
+            self.links.push(link);
+        }
+        Ok(())
+    }
+
+    /// Detaches vbr and forgets the ports.
+    pub fn stop(&mut self) -> Result<()> {
+        for link in self.links.drain(..) {
+            program(&mut self.ebpf, PROG_INGRESS)?.detach(link)?;
+        }
+        for ifindex in std::mem::take(&mut self.ports) {
+            let mut infos: HashMap<_, u32, PortInfo> =
+                HashMap::try_from(map(&mut self.ebpf, map_names::PORTS)?)?;
+            infos.remove(&ifindex)?;
+            for name in [map_names::EGRESS, map_names::FLOOD] {
+                DevMapHash::try_from(map(&mut self.ebpf, name)?)?.remove(ifindex)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Frames counted under `reason`, summed over CPUs.
+    pub fn count(&self, reason: Reason) -> Result<u64> {
+        let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(
+            self.ebpf
+                .map(map_names::STATS)
+                .ok_or_else(|| anyhow!("no map {}", map_names::STATS))?,
+        )?;
+        Ok(stats.get(&(reason as u32), 0)?.iter().sum())
+    }
+
+    pub fn memory(&self) -> Result<Memory> {
+        let mut memory = Memory {
+            fdb: 0,
+            all_maps: 0,
+        };
+        for (name, map) in self.ebpf.maps() {
+            let bytes = memlock(map_data(map)?)?;
+            memory.all_maps += bytes;
+            if name == map_names::FDB {
+                memory.fdb = bytes;
+            }
+        }
+        Ok(memory)
+    }
+
+    pub fn ebpf(&self) -> &Ebpf {
+        &self.ebpf
+    }
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
+    Ok(ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("no program {name}"))?
+        .try_into()?)
+}
+
+fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
+    ebpf.map_mut(name).ok_or_else(|| anyhow!("no map {name}"))
+}
+
+fn map_data(map: &aya::maps::Map) -> Result<&MapData> {
+    use aya::maps::Map;
+    Ok(match map {
+        Map::Array(data)
+        | Map::PerCpuArray(data)
+        | Map::HashMap(data)
+        | Map::PerCpuHashMap(data)
+        | Map::LruHashMap(data)
+        | Map::DevMap(data)
+        | Map::DevMapHash(data)
+        | Map::ProgramArray(data)
+        | Map::RingBuf(data)
+        | Map::Unsupported(data) => data,
+        other => anyhow::bail!("a map of unexpected type {other:?}"),
+    })
+}
+
+/// The `memlock` line of the map's fdinfo: bytes the kernel charges for it.
+fn memlock(map: &MapData) -> Result<u64> {
+    let path = format!("/proc/self/fdinfo/{}", map.fd().as_fd().as_raw_fd());
+    let fdinfo = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    fdinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("memlock:"))
+        .ok_or_else(|| anyhow!("no memlock in {path}"))?
+        .trim()
+        .parse()
+        .with_context(|| format!("parsing memlock in {path}"))
+}
