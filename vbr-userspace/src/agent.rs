@@ -22,9 +22,11 @@ use vbr_common::event::FdbEvent;
 use crate::{
     bpffs,
     bridge::{self, Bridge},
-    config::Config,
-    control::{self, Reply, Request},
+    config::{BridgeConfig, Config, HostPortConfig},
+    control::{self, Reply, Request, WaitingPort},
     event::Event,
+    host_port,
+    link_watch::{self, LinkChange},
     notify,
     pinned::PinnedBridge,
     stats,
@@ -49,7 +51,11 @@ type Command = (Request, oneshot::Sender<Reply>);
 
 struct Agent {
     config_path: PathBuf,
+    /// The config in force: what hotplug and host ports are checked against.
+    config: Config,
     bridges: BTreeMap<String, Bridge>,
+    /// Hotplug ports of each bridge whose interface does not exist yet.
+    waiting: BTreeMap<String, BTreeSet<String>>,
     /// The task reading each bridge's event ring buffer.
     readers: BTreeMap<String, JoinHandle<()>>,
     netlink: rtnetlink::Handle,
@@ -63,9 +69,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let (connection, netlink, _) = rtnetlink::new_connection().context("opening rtnetlink")?;
     tokio::spawn(connection);
     let (events, _) = broadcast::channel(MONITOR_BACKLOG);
+    let mut link_changes = link_watch::watch()?;
     let mut agent = Agent {
         config_path: options.config.clone(),
+        config: Config::default(),
         bridges: BTreeMap::new(),
+        waiting: BTreeMap::new(),
         readers: BTreeMap::new(),
         netlink,
         events,
@@ -103,15 +112,17 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 Err(error) => tracing::warn!("control socket: {error}"),
             },
             Some((request, reply)) = command_rx.recv() => {
-                let _ = reply.send(Reply::from_result(agent.handle(request).await));
+                let _ = reply.send(agent.handle(request).await);
             }
+            Some(change) = link_changes.recv() => agent.link_changed(change).await,
         }
     }
     notify::notify("STOPPING=1");
     if options.detach_on_exit {
         tracing::info!("stopping: removing every bridge");
         for name in agent.bridges.keys().cloned().collect::<Vec<_>>() {
-            agent.remove_bridge(&name);
+            let host = host_port_of(&agent.config, &name);
+            agent.remove_bridge(&name, host).await;
         }
     } else {
         tracing::info!("stopping: the bridges keep forwarding");
@@ -133,11 +144,9 @@ impl Agent {
     /// changes, so a bad config changes nothing; bridges created here are removed again if a
     /// later one fails.
     async fn apply(&mut self, config: Config) -> anyhow::Result<()> {
-        let plans = config
-            .bridges
-            .iter()
-            .map(|bridge| Ok((bridge, bridge::resolve_ports(bridge)?)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        for bridge in &config.bridges {
+            bridge::resolve_ports(bridge, false)?;
+        }
         let wanted: BTreeSet<&str> = config.bridges.iter().map(|b| b.name.as_str()).collect();
         let doomed: Vec<String> = self
             .bridges
@@ -146,42 +155,81 @@ impl Agent {
             .cloned()
             .collect();
         for name in doomed {
-            self.remove_bridge(&name);
+            let host = host_port_of(&self.config, &name);
+            self.remove_bridge(&name, host).await;
         }
         let mut created = Vec::new();
-        for (config, ports) in plans {
-            let result = match self.bridges.get_mut(&config.name) {
-                Some(bridge) => {
-                    bridge.ageing_time = Duration::from_secs(config.ageing_time);
-                    bridge.set_ports(&ports, &self.netlink).await
+        for bridge in &config.bridges {
+            let fresh = !self.bridges.contains_key(&bridge.name);
+            if let Err(error) = self.bring_up(bridge).await {
+                if fresh {
+                    created.push(bridge.name.clone());
                 }
-                None => match Bridge::open(config, &ports, &self.netlink).await {
-                    Ok(mut bridge) => {
-                        let events = bridge.take_events()?;
-                        self.readers.insert(
-                            config.name.clone(),
-                            tokio::spawn(relay_events(
-                                config.name.clone(),
-                                events,
-                                self.events.clone(),
-                            )),
-                        );
-                        self.bridges.insert(config.name.clone(), bridge);
-                        created.push(config.name.clone());
-                        Ok(())
-                    }
-                    Err(error) => Err(error),
-                },
-            };
-            if let Err(error) = result {
                 for name in created {
-                    self.remove_bridge(&name);
+                    let host = host_port_of(&config, &name);
+                    self.remove_bridge(&name, host).await;
                 }
-                return Err(error.context(format!("bridge {:?}", config.name)));
+                return Err(error.context(format!("bridge {:?}", bridge.name)));
+            }
+            if fresh {
+                created.push(bridge.name.clone());
             }
         }
+        self.drop_stale_host_ports(&config).await;
+        self.config = config;
         self.publish_agent_events();
         Ok(())
+    }
+
+    /// Creates, adopts or updates one bridge so that it matches `config`.
+    async fn bring_up(&mut self, config: &BridgeConfig) -> anyhow::Result<()> {
+        if let Some(host) = &config.host_port {
+            host_port::ensure(&self.netlink, host).await?;
+        }
+        let resolved = bridge::resolve_ports(config, false)?;
+        match self.bridges.get_mut(&config.name) {
+            Some(bridge) => {
+                bridge.ageing_time = Duration::from_secs(config.ageing_time);
+                bridge.set_ports(&resolved.ports, &self.netlink).await?;
+            }
+            None => {
+                self.bridges.insert(
+                    config.name.clone(),
+                    Bridge::open(config, &resolved.ports, &self.netlink).await?,
+                );
+                let events = self
+                    .bridges
+                    .get_mut(&config.name)
+                    .expect("just inserted")
+                    .take_events()?;
+                self.readers.insert(
+                    config.name.clone(),
+                    tokio::spawn(relay_events(
+                        config.name.clone(),
+                        events,
+                        self.events.clone(),
+                    )),
+                );
+            }
+        }
+        self.waiting
+            .insert(config.name.clone(), resolved.waiting.into_iter().collect());
+        Ok(())
+    }
+
+    /// Deletes the host ports of kept bridges that `config` no longer gives one.
+    async fn drop_stale_host_ports(&mut self, config: &Config) {
+        for old in &self.config.bridges {
+            let Some(host) = &old.host_port else { continue };
+            let kept = config.bridges.iter().any(|new| {
+                new.host_port
+                    .as_ref()
+                    .is_some_and(|new| new.ifname == host.ifname)
+            });
+            if !kept && let Err(error) = host_port::remove(&self.netlink, host).await {
+                tracing::warn!("{error:#}");
+            }
+        }
     }
 
     async fn reload(&mut self) -> anyhow::Result<()> {
@@ -191,30 +239,125 @@ impl Agent {
         Ok(())
     }
 
-    async fn handle(&mut self, request: Request) -> anyhow::Result<()> {
-        match request {
+    async fn handle(&mut self, request: Request) -> Reply {
+        let result = match request {
             Request::Reload => self.reload().await,
             Request::BridgeDel { name } => {
-                if !self.bridges.contains_key(&name) {
-                    bail!("this agent runs no bridge {name:?}");
+                if self.bridges.contains_key(&name) {
+                    let host = host_port_of(&self.config, &name);
+                    self.remove_bridge(&name, host).await;
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!("this agent runs no bridge {name:?}"))
                 }
-                self.remove_bridge(&name);
-                Ok(())
             }
             Request::Notify { event } => {
                 let _ = self.events.send(event);
                 Ok(())
             }
-            Request::Monitor => bail!("monitor is served by the connection itself"),
+            Request::Waiting => {
+                let mut reply = Reply::from_result(Ok(()));
+                reply.waiting = self
+                    .waiting
+                    .iter()
+                    .flat_map(|(bridge, ports)| {
+                        ports.iter().map(|ifname| WaitingPort {
+                            bridge: bridge.clone(),
+                            ifname: ifname.clone(),
+                        })
+                    })
+                    .collect();
+                return reply;
+            }
+            Request::Monitor => Err(anyhow::anyhow!(
+                "monitor is served by the connection itself"
+            )),
+        };
+        Reply::from_result(result)
+    }
+
+    /// An interface appeared or vanished: attach a hotplug port that was waiting for it, or take
+    /// a vanished port out of its bridge.
+    async fn link_changed(&mut self, change: LinkChange) {
+        match change {
+            LinkChange::Present { name, .. } => {
+                let Some(bridge) = self
+                    .waiting
+                    .iter()
+                    .find(|(_, ports)| ports.contains(&name))
+                    .map(|(bridge, _)| bridge.clone())
+                else {
+                    return;
+                };
+                let Some(config) = self
+                    .config
+                    .bridges
+                    .iter()
+                    .find(|b| b.name == bridge)
+                    .cloned()
+                else {
+                    return;
+                };
+                tracing::info!(bridge = %bridge, port = %name, "hotplug port appeared");
+                if let Err(error) = self.refresh(&config).await {
+                    tracing::error!(bridge = %bridge, port = %name, "attaching: {error:#}");
+                }
+            }
+            LinkChange::Gone { ifindex, name } => {
+                for (bridge_name, bridge) in &mut self.bridges {
+                    if !bridge.has_port(ifindex) {
+                        continue;
+                    }
+                    if let Err(error) = bridge.remove_port(ifindex) {
+                        tracing::error!(bridge = %bridge_name, port = %name, "removing: {error:#}");
+                    }
+                    let hotplug = self
+                        .config
+                        .bridges
+                        .iter()
+                        .filter(|b| &b.name == bridge_name)
+                        .flat_map(|b| &b.ports)
+                        .any(|port| port.ifname == name && port.hotplug);
+                    if hotplug {
+                        tracing::info!(bridge = %bridge_name, port = %name, "hotplug port vanished: waiting for it");
+                        self.waiting
+                            .entry(bridge_name.clone())
+                            .or_default()
+                            .insert(name.clone());
+                    } else {
+                        tracing::warn!(bridge = %bridge_name, port = %name, "port vanished: it is no longer switched");
+                    }
+                }
+                self.publish_agent_events();
+            }
         }
     }
 
-    fn remove_bridge(&mut self, name: &str) {
+    /// Gives a running bridge the ports of `config` that exist now.
+    async fn refresh(&mut self, config: &BridgeConfig) -> anyhow::Result<()> {
+        let resolved = bridge::resolve_ports(config, true)?;
+        if let Some(bridge) = self.bridges.get_mut(&config.name) {
+            bridge.set_ports(&resolved.ports, &self.netlink).await?;
+        }
+        self.waiting
+            .insert(config.name.clone(), resolved.waiting.into_iter().collect());
+        self.publish_agent_events();
+        Ok(())
+    }
+
+    /// Removes bridge `name` completely, with its host port.
+    async fn remove_bridge(&mut self, name: &str, host: Option<HostPortConfig>) {
         if let Some(reader) = self.readers.remove(name) {
             reader.abort();
         }
+        self.waiting.remove(name);
         if let Some(bridge) = self.bridges.remove(name) {
             bridge.destroy();
+        }
+        if let Some(host) = host
+            && let Err(error) = host_port::remove(&self.netlink, &host).await
+        {
+            tracing::warn!("{error:#}");
         }
     }
 
@@ -235,6 +378,15 @@ impl Agent {
             }
         }
     }
+}
+
+/// The host port `config` gives bridge `name`, if any.
+fn host_port_of(config: &Config, name: &str) -> Option<HostPortConfig> {
+    config
+        .bridges
+        .iter()
+        .find(|bridge| bridge.name == name)
+        .and_then(|bridge| bridge.host_port.clone())
 }
 
 /// Reads the datapath's events of bridge `name` and passes them on to monitors.

@@ -63,23 +63,49 @@ impl Port {
     }
 }
 
-/// Resolves every port of `bridge`; an unknown interface is an error naming bridge and port.
-pub fn resolve_ports(bridge: &BridgeConfig) -> anyhow::Result<Vec<Port>> {
-    bridge
-        .ports
-        .iter()
-        .map(|port| {
-            let ifindex = netdev::ifindex(&port.ifname)
-                .with_context(|| format!("bridge {:?}, port {:?}", bridge.name, port.ifname))?;
-            Ok(Port {
+/// The ports of a bridge's config, resolved against the interfaces that exist now.
+#[derive(Debug, Default)]
+pub struct Resolved {
+    pub ports: Vec<Port>,
+    /// Hotplug ports whose interface does not exist (yet).
+    pub waiting: Vec<String>,
+}
+
+/// Resolves every port of `bridge` (the host port too, when it exists). A missing hotplug port
+/// waits; any other missing interface is an error naming bridge and port, unless `lenient`
+/// (then it is left out: it vanished, and the agent has been told).
+pub fn resolve_ports(bridge: &BridgeConfig, lenient: bool) -> anyhow::Result<Resolved> {
+    let mut resolved = Resolved::default();
+    for port in &bridge.ports {
+        match netdev::ifindex(&port.ifname) {
+            Ok(ifindex) => resolved.ports.push(Port {
                 ifname: port.ifname.clone(),
                 ifindex,
                 pvid: port.pvid,
                 tagged: port.tagged.clone(),
                 mode: port.mode,
-            })
-        })
-        .collect()
+            }),
+            Err(_) if port.hotplug => resolved.waiting.push(port.ifname.clone()),
+            Err(_) if lenient => {}
+            Err(error) => {
+                return Err(
+                    error.context(format!("bridge {:?}, port {:?}", bridge.name, port.ifname))
+                );
+            }
+        }
+    }
+    if let Some(host) = &bridge.host_port
+        && let Ok(ifindex) = netdev::ifindex(&host.port_ifname())
+    {
+        resolved.ports.push(Port {
+            ifname: host.port_ifname(),
+            ifindex,
+            pvid: host.pvid,
+            tagged: Vec::new(),
+            mode: DatapathMode::Auto,
+        });
+    }
+    Ok(resolved)
 }
 
 pub struct Bridge {
@@ -431,6 +457,12 @@ impl Bridge {
                 .with_context(|| format!("adding port {ifindex} to the {map} devmap"))?;
         }
         Ok(())
+    }
+
+    /// Whether interface `ifindex` is one of the bridge's ports.
+    pub fn has_port(&mut self, ifindex: u32) -> bool {
+        self.ports_map()
+            .is_ok_and(|ports| ports.get(&ifindex, 0).is_ok())
     }
 
     fn port_infos(&mut self) -> anyhow::Result<BTreeMap<u32, PortInfo>> {

@@ -19,7 +19,7 @@ use vbr_common::{DEFAULT_VLAN, port::PVID_NONE, vlan::VID_MAX};
 /// Learned entries older than this many seconds are removed, as the Linux bridge's default.
 pub const DEFAULT_AGEING_TIME: u64 = 300;
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(rename = "bridge", default)]
@@ -34,6 +34,57 @@ pub struct BridgeConfig {
     pub ageing_time: u64,
     #[serde(rename = "port", default)]
     pub ports: Vec<PortConfig>,
+    /// Gives the host stack a port on the bridge, as an address on a Linux bridge does.
+    pub host_port: Option<HostPortConfig>,
+}
+
+/// `host_port = { ifname = "vbr0", address = "10.0.0.1/24", pvid = 1 }`: the agent makes a veth
+/// pair, `vbr0` for the host (with the address) and `vbr0-br` as the bridge's port.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HostPortConfig {
+    pub ifname: String,
+    pub address: Option<Address>,
+    #[serde(default = "default_pvid")]
+    pub pvid: u16,
+}
+
+impl HostPortConfig {
+    /// The bridge's side of the host port's veth pair.
+    pub fn port_ifname(&self) -> String {
+        format!("{}{HOST_PORT_SUFFIX}", self.ifname)
+    }
+}
+
+/// Appended to a host port's name to name the bridge's side of its veth pair.
+const HOST_PORT_SUFFIX: &str = "-br";
+
+/// An interface address with its prefix length: `10.0.0.1/24`, `fd00::1/64`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub struct Address {
+    pub ip: std::net::IpAddr,
+    pub prefix_len: u8,
+}
+
+impl TryFrom<String> for Address {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let error = || format!("{text:?} is not an address with a prefix length, like 10.0.0.1/24");
+        let (ip, prefix) = text.split_once('/').ok_or_else(error)?;
+        let ip: std::net::IpAddr = ip.parse().map_err(|_| error())?;
+        let prefix_len: u8 = prefix.parse().map_err(|_| error())?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        if prefix_len > max {
+            return Err(error());
+        }
+        Ok(Self { ip, prefix_len })
+    }
+}
+
+fn default_pvid() -> u16 {
+    DEFAULT_VLAN
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -45,6 +96,8 @@ pub struct PortConfig {
     /// Ascending, without duplicates, never containing the PVID.
     pub tagged: Vec<u16>,
     pub mode: DatapathMode,
+    /// The interface may be absent (a VM's tap before the VM starts): the port waits for it.
+    pub hotplug: bool,
 }
 
 /// How a port's frames reach the datapath.
@@ -72,6 +125,8 @@ struct RawPort {
     tagged: Vec<VlanSpec>,
     #[serde(default)]
     mode: DatapathMode,
+    #[serde(default)]
+    hotplug: bool,
 }
 
 /// A VID as a number, or text: `"none"` (for pvid), `"10"` or a range `"100-110"`.
@@ -113,6 +168,7 @@ impl TryFrom<RawPort> for PortConfig {
             pvid,
             tagged,
             mode: raw.mode,
+            hotplug: raw.hotplug,
         })
     }
 }
@@ -177,6 +233,12 @@ pub enum ConfigError {
     },
     #[error("port name {0:?} is not a valid interface name (1 to 15 bytes, no '/', ':' or spaces)")]
     PortName(String),
+    #[error(
+        "host port name {0:?} is too long or invalid: use 1 to 12 bytes (the agent appends \"-br\" for the bridge's side)"
+    )]
+    HostPortName(String),
+    #[error("host port pvid {0} is outside 1-4094")]
+    HostPortPvid(u16),
 }
 
 impl Config {
@@ -211,7 +273,7 @@ impl Config {
             return Err(ConfigError::NoBridge);
         }
         let mut bridge_names = HashSet::new();
-        let mut port_owner: Vec<(&str, &str)> = Vec::new();
+        let mut port_owner: Vec<(String, String)> = Vec::new();
         for bridge in &self.bridges {
             if !valid_bridge_name(&bridge.name) {
                 return Err(ConfigError::BridgeName(bridge.name.clone()));
@@ -219,21 +281,38 @@ impl Config {
             if !bridge_names.insert(bridge.name.as_str()) {
                 return Err(ConfigError::DuplicateBridge(bridge.name.clone()));
             }
-            if bridge.ports.is_empty() {
+            if bridge.ports.is_empty() && bridge.host_port.is_none() {
                 return Err(ConfigError::NoPort(bridge.name.clone()));
             }
-            for port in &bridge.ports {
-                if !valid_ifname(&port.ifname) {
-                    return Err(ConfigError::PortName(port.ifname.clone()));
+            let host_port = bridge
+                .host_port
+                .as_ref()
+                .map(|host| (host.ifname.clone(), host.port_ifname(), host.pvid));
+            if let Some((host, _, pvid)) = &host_port {
+                if !valid_ifname(&format!("{host}{HOST_PORT_SUFFIX}")) {
+                    return Err(ConfigError::HostPortName(host.clone()));
                 }
-                if let Some((_, first)) = port_owner.iter().find(|(name, _)| *name == port.ifname) {
+                if !(1..=VID_MAX).contains(pvid) {
+                    return Err(ConfigError::HostPortPvid(*pvid));
+                }
+            }
+            let names = bridge.ports.iter().map(|port| port.ifname.clone()).chain(
+                host_port
+                    .into_iter()
+                    .flat_map(|(host, port, _)| [host, port]),
+            );
+            for ifname in names {
+                if !valid_ifname(&ifname) {
+                    return Err(ConfigError::PortName(ifname));
+                }
+                if let Some((_, first)) = port_owner.iter().find(|(name, _)| *name == ifname) {
                     return Err(ConfigError::DuplicatePort {
-                        ifname: port.ifname.clone(),
-                        first: (*first).to_owned(),
+                        ifname,
+                        first: first.clone(),
                         second: bridge.name.clone(),
                     });
                 }
-                port_owner.push((&port.ifname, &bridge.name));
+                port_owner.push((ifname, bridge.name.clone()));
             }
         }
         Ok(())
@@ -296,6 +375,33 @@ mod tests {
         Config::parse(&text)
             .map(|mut config| config.bridges.remove(0).ports.remove(0))
             .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn parses_host_port_and_hotplug() {
+        let config = Config::parse(
+            r#"
+            [[bridge]]
+            name = "a"
+            host_port = { ifname = "vbr0", address = "10.0.0.1/24" }
+            [[bridge.port]]
+            ifname = "tap-vm1"
+            hotplug = true
+            "#,
+        )
+        .unwrap();
+        let host = config.bridges[0].host_port.as_ref().unwrap();
+        assert_eq!(host.port_ifname(), "vbr0-br");
+        assert_eq!(host.address.unwrap().prefix_len, 24);
+        assert_eq!(host.pvid, DEFAULT_VLAN);
+        assert!(config.bridges[0].ports[0].hotplug);
+        let message = error_of(
+            "[[bridge]]\nname = \"a\"\nhost_port = { ifname = \"h\", address = \"10.0.0.300/24\" }\n",
+        );
+        assert!(message.contains("10.0.0.300/24"), "{message}");
+        let message =
+            error_of("[[bridge]]\nname = \"a\"\nhost_port = { ifname = \"thirteen-char\" }\n");
+        assert!(message.contains("thirteen-char"), "{message}");
     }
 
     #[test]

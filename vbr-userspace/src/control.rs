@@ -26,13 +26,24 @@ pub enum Request {
     BridgeDel { name: String },
     /// Something the CLI did that monitors should see.
     Notify { event: Event },
+    /// The hotplug ports waiting for their interface.
+    Waiting,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Reply {
     pub ok: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting: Vec<WaitingPort>,
+}
+
+/// A hotplug port whose interface does not exist (yet).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WaitingPort {
+    pub bridge: String,
+    pub ifname: String,
 }
 
 impl Reply {
@@ -40,11 +51,12 @@ impl Reply {
         match result {
             Ok(()) => Self {
                 ok: true,
-                error: None,
+                ..Self::default()
             },
             Err(error) => Self {
                 ok: false,
                 error: Some(format!("{error:#}")),
+                ..Self::default()
             },
         }
     }

@@ -115,10 +115,13 @@ pub fn collect(bridge: &PinnedBridge) -> anyhow::Result<BridgeStats> {
     })
 }
 
+/// One named counter of `CountersJson`.
+type CounterField = fn(&CountersJson) -> u64;
+
 /// The Prometheus text exposition of `bridges`.
 pub fn prometheus(bridges: &[BridgeStats]) -> String {
     let mut text = String::new();
-    let fields: [(&str, fn(&CountersJson) -> u64); 6] = [
+    let fields: [(&str, CounterField); 6] = [
         ("rx_frames", |c| c.rx_frames),
         ("rx_bytes", |c| c.rx_bytes),
         ("tx_frames", |c| c.tx_frames),

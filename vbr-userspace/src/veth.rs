@@ -5,6 +5,7 @@
 //!   GRO enabled on it, Linux ≥ 5.13); otherwise the kernel drops the frames without a counter.
 //! - With tx-vlan-offload on, the peer may hand a frame's 802.1Q tag over out of band (in skb
 //!   metadata), where XDP on the port cannot see it; off, every tag travels in the frame.
+//!
 //! Both stay as set when the agent leaves: harmless to the guest, and its namespace may be gone.
 use std::{
     collections::HashSet,
