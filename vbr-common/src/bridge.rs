@@ -12,8 +12,11 @@ pub struct BridgeInfo {
     /// Ports the native XDP path cannot redirect to (TC and generic XDP ports). While there are
     /// any, floods from native XDP ports take the skb path, which reaches every kind of port.
     pub skb_ports: u32,
+    /// The uplink's ifindex in private, vepa and passthru modes; 0 otherwise.
+    pub uplink_ifindex: u32,
+    pub _pad: u32,
 }
 
 #[cfg(feature = "user")]
-// SAFETY: plain `#[repr(C)]` data without padding.
+// SAFETY: plain `#[repr(C)]` data with explicit padding.
 unsafe impl aya::Pod for BridgeInfo {}

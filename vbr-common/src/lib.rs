@@ -16,7 +16,6 @@ pub mod map_names {
     pub const FDB: &str = "fdb";
     pub const PORTS: &str = "ports";
     pub const EGRESS: &str = "egress";
-    pub const FLOOD: &str = "flood";
     pub const STATS: &str = "stats";
     pub const PORT_STATS: &str = "port_stats";
     pub const VLAN_STATS: &str = "vlan_stats";
@@ -24,13 +23,13 @@ pub mod map_names {
     pub const EVENT_BUDGET: &str = "event_budget";
     pub const INFO: &str = "info";
     pub const SLOTS: &str = "slots";
+    pub const PORT_LEARNED: &str = "port_learned";
 
     /// Every map, in the order the agent checks and pins them.
     pub const ALL: [&str; 11] = [
         FDB,
         PORTS,
         EGRESS,
-        FLOOD,
         STATS,
         PORT_STATS,
         VLAN_STATS,
@@ -38,14 +37,16 @@ pub mod map_names {
         EVENT_BUDGET,
         INFO,
         SLOTS,
+        PORT_LEARNED,
     ];
 }
 
 /// Name of the XDP program attached to every port.
 pub const PROG_INGRESS: &str = "vbr_ingress";
 
-/// Name of the devmap program that applies each port's VLAN policy to flooded copies.
-pub const PROG_FLOOD_EGRESS: &str = "vbr_flood_egress";
+/// Name of the devmap program every frame redirected to a port runs: it finishes flooded copies
+/// (the port's VLAN policy and flags) and lets unicast frames, finished at ingress, pass.
+pub const PROG_EGRESS: &str = "vbr_egress";
 
 /// Name of the TC (clsact ingress) program: the skb path, for ports XDP cannot serve and for
 /// frames native XDP hands over.
@@ -56,7 +57,7 @@ pub const DEFAULT_VLAN: u16 = 1;
 
 /// Version of the pinned maps' layout: a pinned bridge with another version is refused rather
 /// than misread. Bump it whenever a shared type or a map's definition changes.
-pub const MAP_LAYOUT_VERSION: u32 = 3;
+pub const MAP_LAYOUT_VERSION: u32 = 5;
 
 /// Maximum number of ports in one bridge (sizes the `ports`, `egress` and `port_stats` maps).
 pub const MAX_PORTS: u32 = 1024;

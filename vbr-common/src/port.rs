@@ -21,7 +21,12 @@ pub struct PortInfo {
     pub flags: u8,
     /// Index of the port's counters in the `port_stats` array, below `MAX_PORTS`.
     pub slot: u16,
-    pub _pad: u16,
+    /// `POLICY_*` bits: what the port's frames may do (the Linux bridge's port flags, and the
+    /// bridge's macvlan-like mode as it applies to this port).
+    pub policy: u16,
+    /// Learned MACs the port may hold; 0 for no limit.
+    pub max_learned: u32,
+    pub _pad: u32,
     /// VLANs the port is a member of (the PVID included), bit `vid % 64` of word `vid / 64`:
     /// one lookup answers both ingress filtering and egress policy.
     pub vlans: [u64; VLAN_BITMAP_WORDS],
@@ -31,6 +36,30 @@ pub struct PortInfo {
 pub const PORT_F_ATTACHED: u8 = 1 << 0;
 /// vbr turned the port's rx-vlan-offload off; whoever removes the port turns it back on.
 pub const PORT_F_RESTORE_RXVLAN: u8 = 1 << 1;
+
+/// Source MACs seen on the port are learned.
+pub const POLICY_LEARNING: u16 = 1 << 0;
+/// Unknown unicast is flooded to the port.
+pub const POLICY_FLOOD: u16 = 1 << 1;
+/// Broadcast is flooded to the port.
+pub const POLICY_BCAST_FLOOD: u16 = 1 << 2;
+/// Multicast is flooded to the port.
+pub const POLICY_MCAST_FLOOD: u16 = 1 << 3;
+/// A frame may leave by the port it came in on (reflective relay).
+pub const POLICY_HAIRPIN: u16 = 1 << 4;
+/// Frames from this port never reach another isolated port.
+pub const POLICY_ISOLATED: u16 = 1 << 5;
+/// The bridge's uplink (private, vepa and passthru modes).
+pub const POLICY_UPLINK: u16 = 1 << 6;
+/// Everything the port sends goes out the uplink (vepa, private and passthru modes).
+pub const POLICY_VIA_UPLINK: u16 = 1 << 7;
+/// Private mode: frames between non-uplink ports are dropped, even hairpinned by the uplink's
+/// far side.
+pub const POLICY_PRIVATE: u16 = 1 << 8;
+
+/// The Linux bridge's defaults: learn, flood everything.
+pub const POLICY_DEFAULT: u16 =
+    POLICY_LEARNING | POLICY_FLOOD | POLICY_BCAST_FLOOD | POLICY_MCAST_FLOOD;
 
 /// How the port's frames reach the datapath.
 #[repr(u8)]
@@ -69,6 +98,8 @@ impl PortInfo {
             mode: mode as u8,
             flags: 0,
             slot,
+            policy: POLICY_DEFAULT,
+            max_learned: 0,
             _pad: 0,
             vlans: [0; VLAN_BITMAP_WORDS],
         }
@@ -76,6 +107,11 @@ impl PortInfo {
 
     pub const fn is_attached(&self) -> bool {
         self.flags & PORT_F_ATTACHED != 0
+    }
+
+    #[inline(always)]
+    pub const fn has(&self, policy: u16) -> bool {
+        self.policy & policy != 0
     }
 
     #[inline(always)]

@@ -26,10 +26,14 @@ pub enum Reason {
     DropNoHeadroom = 9,
     /// Native XDP handed the frame to the skb (TC) path, which reaches ports XDP cannot.
     PassToSkb = 10,
+    /// Between two isolated ports.
+    DropIsolated = 11,
+    /// Between two non-uplink ports of a private bridge.
+    DropPrivate = 12,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 13;
 
     pub const ALL: [Reason; Self::COUNT as usize] = [
         Self::Forwarded,
@@ -43,6 +47,8 @@ impl Reason {
         Self::DropVlanEgress,
         Self::DropNoHeadroom,
         Self::PassToSkb,
+        Self::DropIsolated,
+        Self::DropPrivate,
     ];
 
     /// The name logs, `vbr stats` and the metrics print.
@@ -59,6 +65,8 @@ impl Reason {
             Self::DropVlanEgress => "drop_vlan_egress",
             Self::DropNoHeadroom => "drop_no_headroom",
             Self::PassToSkb => "pass_to_skb",
+            Self::DropIsolated => "drop_isolated",
+            Self::DropPrivate => "drop_private",
         }
     }
 }

@@ -1,28 +1,40 @@
-//! The devmap program run on each flooded copy as it leaves a port.
+//! The devmap program every frame redirected to a port runs. A unicast frame comes finished
+//! from ingress and passes; a flood copy gets the port's VLAN policy and flags.
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 
 use crate::{
     maps::PORTS,
-    parse,
+    parse, policy,
     stats::{self, Direction},
     vlan,
 };
 
-/// XDP_PASS sends the copy out of the port, XDP_DROP suppresses it.
+/// XDP_PASS sends the frame out of the port, XDP_DROP suppresses it.
 #[inline(always)]
-pub fn handle_copy(ctx: &XdpContext) -> u32 {
-    // SAFETY: the context of a devmap program carries the egress ifindex (Linux ≥ 5.8).
-    let egress = unsafe { (*ctx.ctx).egress_ifindex };
+pub fn handle_frame(ctx: &XdpContext) -> u32 {
+    let vid = match vlan::flood_vid(ctx) {
+        Ok(Some(vid)) => vid,
+        Ok(None) => return xdp_action::XDP_PASS,
+        Err(_) => return xdp_action::XDP_DROP,
+    };
+    // SAFETY: the context of a devmap program carries both ifindexes (Linux ≥ 5.8).
+    let (ingress, egress) = unsafe { ((*ctx.ctx).ingress_ifindex, (*ctx.ctx).egress_ifindex) };
     let Some(port) = PORTS.get_ptr(egress) else {
         return xdp_action::XDP_DROP;
     };
-    // SAFETY: the pointer comes from a successful map lookup.
+    // SAFETY: the pointers come from successful map lookups.
     let port = unsafe { &*port };
-    match vlan::egress_policy(ctx, port) {
-        Ok(Some(vid)) => {
-            stats::add(Direction::Tx, port.slot, vid, parse::len(ctx));
-            xdp_action::XDP_PASS
-        }
-        _ => xdp_action::XDP_DROP,
+    let from = PORTS.get_ptr(ingress).map(|from| unsafe { &*from });
+    let Ok(eth) = parse::eth_header(ctx) else {
+        return xdp_action::XDP_DROP;
+    };
+    let (dst, src) = (eth.dst_addr, eth.src_addr);
+    if !port.is_member(vid)
+        || !policy::flood_allowed(from, port, egress, &dst, src, vid)
+        || vlan::finish_flood(ctx, port, vid).is_err()
+    {
+        return xdp_action::XDP_DROP;
     }
+    stats::add(Direction::Tx, port.slot, vid, parse::len(ctx));
+    xdp_action::XDP_PASS
 }

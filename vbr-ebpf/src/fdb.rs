@@ -3,16 +3,22 @@ use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use vbr_common::{
     event::EventKind,
     fdb::{FDB_REFRESH_NS, FdbEntry, FdbKey},
+    port::PortInfo,
     stats::Reason,
 };
 
-use crate::{event, maps::FDB, parse::is_multicast};
+use crate::{
+    event,
+    maps::{FDB, PORT_LEARNED},
+    parse::is_multicast,
+};
 
-/// Records that `mac` in `vlan` lives behind `ifindex`. Static entries are never moved; a learned
-/// entry is only rewritten when it moved or its timestamp is `FDB_REFRESH_NS` old, so a busy
-/// flow does not write the same cache line on every frame.
+/// Records that `mac` in `vlan` lives behind `ifindex` (`port`). Static entries are never moved;
+/// a learned entry is only rewritten when it moved or its timestamp is `FDB_REFRESH_NS` old, so
+/// a busy flow does not write the same cache line on every frame. A port holding its learned-MAC
+/// limit learns no new MAC (its frames are still forwarded; replies to them flood).
 #[inline(always)]
-pub fn learn(mac: [u8; 6], vlan: u16, ifindex: u32) {
+pub fn learn(mac: [u8; 6], vlan: u16, ifindex: u32, port: &PortInfo) {
     let key = FdbKey::new(mac, vlan);
     // The coarse clock (Linux ≥ 5.11) is cheap and plenty for a one-second refresh step; it
     // runs on CLOCK_MONOTONIC like the agent's ageing.
@@ -36,8 +42,29 @@ pub fn learn(mac: [u8; 6], vlan: u16, ifindex: u32) {
         event_kind = EventKind::Moved;
         old_ifindex = entry.ifindex;
     }
+    if !take_learned_slot(port) {
+        return;
+    }
     write(key, ifindex, now);
     event::emit(event_kind, mac, vlan, ifindex, old_ifindex);
+}
+
+/// Counts one more learned MAC on `port`, unless it holds its limit. The count is shared by
+/// all CPUs without atomics (the BPF target has no atomic add in core): two CPUs learning on one
+/// port at the same instant may both pass, and the agent recounts exactly every second, which
+/// also frees the places of entries that aged or moved away.
+#[inline(always)]
+fn take_learned_slot(port: &PortInfo) -> bool {
+    let Some(count) = PORT_LEARNED.get_ptr_mut(u32::from(port.slot)) else {
+        return true;
+    };
+    // SAFETY: the pointer comes from a successful map lookup.
+    let count = unsafe { &mut *count };
+    if port.max_learned != 0 && *count >= u64::from(port.max_learned) {
+        return false;
+    }
+    *count += 1;
+    true
 }
 
 #[inline(always)]
@@ -60,9 +87,15 @@ pub enum Destination {
 }
 
 /// Looks the destination up (br_handle_frame_finish): multicast floods, a known unicast goes to
-/// its port, an unknown one floods, and one that lives behind the ingress port is dropped.
+/// its port, an unknown one floods, and one that lives behind the ingress port is dropped unless
+/// the port has hairpin on.
 #[inline(always)]
-pub fn destination(dst: [u8; 6], vlan: u16, ingress: u32) -> Result<Destination, Reason> {
+pub fn destination(
+    dst: [u8; 6],
+    vlan: u16,
+    ingress: u32,
+    hairpin: bool,
+) -> Result<Destination, Reason> {
     if is_multicast(&dst) {
         return Ok(Destination::Flood { missed: false });
     }
@@ -71,7 +104,7 @@ pub fn destination(dst: [u8; 6], vlan: u16, ingress: u32) -> Result<Destination,
         .get_ptr(FdbKey::new(dst, vlan))
         .map(|entry| unsafe { (*entry).ifindex })
     {
-        Some(egress) if egress == ingress => Err(Reason::DropSamePort),
+        Some(egress) if egress == ingress && !hairpin => Err(Reason::DropSamePort),
         Some(egress) => Ok(Destination::Port(egress)),
         None => Ok(Destination::Flood { missed: true }),
     }

@@ -3,10 +3,13 @@ use aya_ebpf::{
     bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS},
     programs::XdpContext,
 };
-use vbr_common::{port::PortInfo, stats::Reason};
+use vbr_common::{
+    port::{POLICY_HAIRPIN, PortInfo},
+    stats::Reason,
+};
 
 use crate::{
-    maps::{EGRESS, FLOOD},
+    maps::EGRESS,
     parse,
     stats::{self, Direction},
     vlan::{self, Classified},
@@ -31,9 +34,10 @@ pub fn to_port(
         .map_err(|_| Reason::DropRedirect)
 }
 
-/// Sends a copy of the frame, tagged with its VLAN, to every port but the ingress one; each
-/// port's `vbr_flood_egress` program then applies that port's VLAN policy to its copy.
-/// (BPF_F_BROADCAST and BPF_F_EXCLUDE_INGRESS need Linux 5.14.)
+/// Sends a copy of the frame, tagged with its VLAN, to every port but the ingress one (unless it
+/// has hairpin on), marked as a flood copy; each port's `vbr_egress` program then applies that
+/// port's VLAN policy and flags to its copy. (BPF_F_BROADCAST and BPF_F_EXCLUDE_INGRESS need
+/// Linux 5.14.)
 #[inline(always)]
 pub fn flood(
     ctx: &XdpContext,
@@ -41,9 +45,14 @@ pub fn flood(
     frame: &Classified,
 ) -> Result<(u32, Reason), Reason> {
     stats::add(Direction::Flood, ingress.slot, frame.vid, parse::len(ctx));
-    vlan::set_tag(ctx, frame, true)?;
-    FLOOD
-        .redirect(0, (BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) as u64)
+    vlan::mark_flood(ctx, frame)?;
+    let flags = if ingress.has(POLICY_HAIRPIN) {
+        BPF_F_BROADCAST
+    } else {
+        BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS
+    };
+    EGRESS
+        .redirect(0, u64::from(flags))
         .map(|action| (action, Reason::Flooded))
         .map_err(|_| Reason::DropRedirect)
 }

@@ -4,8 +4,9 @@
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use vbr_common::{
     event::EventKind,
-    port::{PortInfo, PortMode},
+    port::{POLICY_HAIRPIN, PortInfo, PortMode},
     stats::Reason,
+    vlan::ETH_P_VBR_FLOOD,
 };
 
 use crate::{
@@ -14,6 +15,7 @@ use crate::{
     forward,
     maps::{INFO, PORTS},
     parse::{self, is_multicast, is_zero},
+    policy,
     stats::{self, Direction},
     vlan,
 };
@@ -41,16 +43,21 @@ fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<(u32,
     if is_multicast(&src) || is_zero(&src) {
         return Err(Reason::DropInvalidSource);
     }
+    if ether_type == ETH_P_VBR_FLOOD {
+        return Err(Reason::DropMalformed);
+    }
     // Learn only after ingress filtering, as br_handle_frame_finish does.
     let frame = vlan::classify(ctx, ether_type, port)?;
-    fdb::learn(src, frame.vid, ingress);
+    policy::learn_source(port, ingress, src, frame.vid)?;
     // Native XDP can only redirect to devices that take XDP frames; generic XDP (skb-backed)
     // reaches any device.
     let native = port.mode == PortMode::XdpNative as u8;
-    match fdb::destination(dst, frame.vid, ingress)? {
+    let destination = fdb::destination(dst, frame.vid, ingress, port.has(POLICY_HAIRPIN))?;
+    match policy::steer(port, destination)? {
         Destination::Port(egress) => {
             // SAFETY: the pointer comes from a successful map lookup.
             let target = unsafe { &*PORTS.get_ptr(egress).ok_or(Reason::DropRedirect)? };
+            policy::unicast_allowed(port, target)?;
             if native && target.mode != PortMode::XdpNative as u8 {
                 return Err(Reason::PassToSkb);
             }

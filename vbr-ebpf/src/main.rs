@@ -10,6 +10,7 @@ mod forward;
 mod input;
 mod maps;
 mod parse;
+mod policy;
 mod skb;
 mod stats;
 mod vlan;
@@ -27,11 +28,11 @@ pub fn vbr_ingress(ctx: XdpContext) -> u32 {
     action
 }
 
-/// Devmap program of every port in the `flood` map: the port's VLAN policy for flooded copies
-/// (devmap programs need Linux 5.8, and 5.15 for generic XDP).
+/// Devmap program of every port: finishes flooded copies, lets unicast frames pass (devmap
+/// programs need Linux 5.8, and 5.15 for generic XDP).
 #[xdp(map = "devmap")]
-pub fn vbr_flood_egress(ctx: XdpContext) -> u32 {
-    egress::handle_copy(&ctx)
+pub fn vbr_egress(ctx: XdpContext) -> u32 {
+    egress::handle_frame(&ctx)
 }
 
 /// TC (clsact ingress) program of every port: the skb path.

@@ -21,13 +21,12 @@ pub static FDB: HashMap<FdbKey, FdbEntry, { MAX_FDB_ENTRIES as usize }> = HashMa
 #[btf_map(name = "ports")]
 pub static PORTS: HashMap<u32, PortInfo, { MAX_PORTS as usize }> = HashMap::new();
 
-/// ifindex → ifindex of every port: the target of unicast redirects, which leave as they are.
+/// ifindex → ifindex of every port, each with `vbr_egress` attached: the target of unicast
+/// redirects and floods alike. One devmap for both, because the kernel batches the frames for a
+/// device per CPU and runs the program of the batch's first frame on all of them (devmap.c,
+/// bq_enqueue): every frame for a port must meet the same program.
 #[btf_map(name = "egress")]
 pub static EGRESS: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
-
-/// The same ports, each with `vbr_flood_egress` attached: the target of floods.
-#[btf_map(name = "flood")]
-pub static FLOOD: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
 
 /// Frames counted per `Reason`, per CPU.
 #[btf_map(name = "stats")]
@@ -52,6 +51,10 @@ pub static EVENT_BUDGET: PerCpuArray<EventBudget, 1> = PerCpuArray::new();
 /// Facts about the bridge for userspace; no program reads it.
 #[btf_map(name = "info")]
 pub static INFO: Array<BridgeInfo, 1> = Array::new();
+
+/// Learned MACs per port, indexed by `PortInfo::slot`: the datapath counts up, the agent recounts.
+#[btf_map(name = "port_learned")]
+pub static PORT_LEARNED: Array<u64, { MAX_PORTS as usize }> = Array::new();
 
 /// Counter slot → ifindex of the port holding it (0: free): the ports the skb path floods to.
 #[btf_map(name = "slots")]

@@ -13,9 +13,9 @@ use network_types::eth::EthHdr;
 use vbr_common::{
     MAX_SKB_FLOOD_PORTS,
     event::EventKind,
-    port::PortInfo,
+    port::{POLICY_HAIRPIN, PortInfo},
     stats::Reason,
-    vlan::{ETH_P_8021Q, VLAN_VID_MASK},
+    vlan::{ETH_P_8021Q, ETH_P_VBR_FLOOD, VLAN_VID_MASK},
 };
 
 use crate::{
@@ -23,6 +23,7 @@ use crate::{
     fdb::{self, Destination},
     maps::{PORTS, SLOTS},
     parse::{is_multicast, is_zero},
+    policy,
     stats::{self, Direction},
     vlan::{self, Classified},
 };
@@ -53,20 +54,24 @@ fn switch_skb(
     if is_multicast(&src) || is_zero(&src) {
         return Err(Reason::DropInvalidSource);
     }
+    if u16::from_be(eth.ether_type) == ETH_P_VBR_FLOOD {
+        return Err(Reason::DropMalformed);
+    }
     // SAFETY: a valid skb context.
     let (tagged, proto, tci) = unsafe { ((*skb).vlan_present, (*skb).vlan_proto, (*skb).vlan_tci) };
     // An 802.1ad tag the stack took out stays payload: only an 802.1Q tag classifies.
     let c_tag = tagged != 0 && proto == u32::from(ETH_P_8021Q.to_be());
     let frame = vlan::admit(port, c_tag.then_some(tci as u16))?;
-    fdb::learn(src, frame.vid, ingress);
-    let destination = fdb::destination(dst, frame.vid, ingress)?;
+    policy::learn_source(port, ingress, src, frame.vid)?;
+    let destination = fdb::destination(dst, frame.vid, ingress, port.has(POLICY_HAIRPIN))?;
     let len = ctx.len() as usize;
     stats::add(Direction::Rx, port.slot, frame.vid, len);
     carry_tag(skb, &frame, c_tag)?;
-    match destination {
+    match policy::steer(port, destination)? {
         Destination::Port(egress) => {
             // SAFETY: the pointer comes from a successful map lookup.
             let target = unsafe { &*PORTS.get_ptr(egress).ok_or(Reason::DropRedirect)? };
+            policy::unicast_allowed(port, target)?;
             if !target.is_member(frame.vid) {
                 return Err(Reason::DropVlanEgress);
             }
@@ -86,7 +91,7 @@ fn switch_skb(
                 event::emit(EventKind::Missed, dst, frame.vid, ingress, 0);
             }
             stats::add(Direction::Flood, port.slot, frame.vid, len);
-            flood(skb, &frame, ingress, len)?;
+            flood(skb, &frame, port, ingress, (dst, src), len)?;
             // Every port got its copy; the original goes nowhere.
             Ok((TC_ACT_SHOT as i32, Reason::Flooded))
         }
@@ -108,17 +113,25 @@ fn carry_tag(skb: *mut __sk_buff, frame: &Classified, c_tag: bool) -> Result<(),
     vlan_push(skb, tci)
 }
 
-/// One copy to every other port that is a member of the frame's VLAN, untagged where the VLAN
-/// is the port's PVID.
+/// One copy to every other port (the ingress one too with hairpin on) that is a member of the
+/// frame's VLAN and whose flags take it, untagged where the VLAN is the port's PVID.
 #[inline(always)]
-fn flood(skb: *mut __sk_buff, frame: &Classified, ingress: u32, len: usize) -> Result<(), Reason> {
+fn flood(
+    skb: *mut __sk_buff,
+    frame: &Classified,
+    from: &PortInfo,
+    ingress: u32,
+    (dst, src): ([u8; 6], [u8; 6]),
+    len: usize,
+) -> Result<(), Reason> {
+    let hairpin = from.has(POLICY_HAIRPIN);
     // SAFETY: a valid skb context.
     let tci = unsafe { (*skb).vlan_tci } as u16;
     for slot in 0..MAX_SKB_FLOOD_PORTS {
         let Some(ifindex) = SLOTS.get(slot).copied() else {
             continue;
         };
-        if ifindex == 0 || ifindex == ingress {
+        if ifindex == 0 || (ifindex == ingress && !hairpin) {
             continue;
         }
         let Some(port) = PORTS.get_ptr(ifindex) else {
@@ -126,7 +139,9 @@ fn flood(skb: *mut __sk_buff, frame: &Classified, ingress: u32, len: usize) -> R
         };
         // SAFETY: the pointer comes from a successful map lookup.
         let port = unsafe { &*port };
-        if !port.is_member(frame.vid) {
+        if !port.is_member(frame.vid)
+            || !policy::flood_allowed(Some(from), port, ifindex, &dst, src, frame.vid)
+        {
             continue;
         }
         let untagged = frame.vid == port.pvid;

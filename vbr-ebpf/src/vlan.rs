@@ -4,7 +4,7 @@ use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
 use vbr_common::{
     port::{PVID_NONE, PortInfo},
     stats::Reason,
-    vlan::{ETH_P_8021Q, VLAN_HLEN, VLAN_VID_MASK},
+    vlan::{ETH_P_8021Q, ETH_P_VBR_FLOOD, VLAN_HLEN, VLAN_VID_MASK},
 };
 
 use crate::parse::{self, TCI_OFFSET};
@@ -58,7 +58,7 @@ pub fn admit(port: &PortInfo, tci: Option<u16>) -> Result<Classified, Reason> {
 #[inline(always)]
 pub fn set_tag(ctx: &XdpContext, frame: &Classified, tagged: bool) -> Result<(), Reason> {
     match (frame.tci, tagged) {
-        (None, true) => push(ctx, frame.vid),
+        (None, true) => push(ctx, ETH_P_8021Q, frame.vid),
         (Some(tci), true) if tci & VLAN_VID_MASK != frame.vid => {
             write_tci(ctx, (tci & !VLAN_VID_MASK) | frame.vid)
         }
@@ -67,23 +67,42 @@ pub fn set_tag(ctx: &XdpContext, frame: &Classified, tagged: bool) -> Result<(),
     }
 }
 
-/// The policy of the egress port for a flooded copy, which always travels tagged: `Some(vid)`
-/// to send it (popping the tag where the VLAN is the port's PVID), `None` if the port is not a
-/// member of the VLAN.
+/// Marks the frame as a flood copy: a tag with `ETH_P_VBR_FLOOD` for TPID and the frame's VLAN
+/// in its TCI (PCP and DEI kept), pushed or made from the 802.1Q tag it carries.
 #[inline(always)]
-pub fn egress_policy(ctx: &XdpContext, port: &PortInfo) -> Result<Option<u16>, Reason> {
-    let vid = parse::vlan_tci(ctx)? & VLAN_VID_MASK;
-    if !port.is_member(vid) {
+pub fn mark_flood(ctx: &XdpContext, frame: &Classified) -> Result<(), Reason> {
+    match frame.tci {
+        Some(tci) => {
+            write_tpid(ctx, ETH_P_VBR_FLOOD)?;
+            write_tci(ctx, (tci & !VLAN_VID_MASK) | frame.vid)
+        }
+        None => push(ctx, ETH_P_VBR_FLOOD, frame.vid),
+    }
+}
+
+/// The VLAN of a flood copy, or `None` for a unicast frame, which ingress finished.
+#[inline(always)]
+pub fn flood_vid(ctx: &XdpContext) -> Result<Option<u16>, Reason> {
+    let eth = parse::eth_header(ctx)?;
+    if u16::from_be(eth.ether_type) != ETH_P_VBR_FLOOD {
         return Ok(None);
     }
+    Ok(Some(parse::vlan_tci(ctx)? & VLAN_VID_MASK))
+}
+
+/// Finishes a flood copy for the egress port: untagged where its VLAN is the port's PVID, an
+/// 802.1Q tag otherwise.
+#[inline(always)]
+pub fn finish_flood(ctx: &XdpContext, port: &PortInfo, vid: u16) -> Result<(), Reason> {
     if vid == port.pvid {
-        pop(ctx)?;
+        pop(ctx)
+    } else {
+        write_tpid(ctx, ETH_P_8021Q)
     }
-    Ok(Some(vid))
 }
 
 #[inline(always)]
-fn push(ctx: &XdpContext, vid: u16) -> Result<(), Reason> {
+fn push(ctx: &XdpContext, tpid: u16, vid: u16) -> Result<(), Reason> {
     // SAFETY: ptr_at checked the bounds.
     let macs = unsafe { *parse::ptr_at::<MacPair>(ctx, 0)? };
     // SAFETY: a valid XDP context; a negative delta grows the frame at its head.
@@ -91,7 +110,7 @@ fn push(ctx: &XdpContext, vid: u16) -> Result<(), Reason> {
         return Err(Reason::DropNoHeadroom);
     }
     let tag = parse::ptr_at::<[u8; 4]>(ctx, TCI_OFFSET - 2)?;
-    let [tpid_hi, tpid_lo] = ETH_P_8021Q.to_be_bytes();
+    let [tpid_hi, tpid_lo] = tpid.to_be_bytes();
     let [tci_hi, tci_lo] = vid.to_be_bytes();
     // SAFETY: ptr_at checked the bounds of both writes.
     unsafe {
@@ -112,6 +131,14 @@ fn pop(ctx: &XdpContext) -> Result<(), Reason> {
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, VLAN_HLEN as i32) } != 0 {
         return Err(Reason::DropMalformed);
     }
+    Ok(())
+}
+
+#[inline(always)]
+fn write_tpid(ctx: &XdpContext, tpid: u16) -> Result<(), Reason> {
+    let slot = parse::ptr_at::<[u8; 2]>(ctx, TCI_OFFSET - 2)?;
+    // SAFETY: ptr_at checked the bounds.
+    unsafe { *slot = tpid.to_be_bytes() };
     Ok(())
 }
 

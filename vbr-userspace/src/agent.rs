@@ -363,7 +363,7 @@ impl Agent {
 
     fn age(&mut self) {
         for bridge in self.bridges.values_mut() {
-            if let Err(error) = bridge.age() {
+            if let Err(error) = bridge.age().and_then(|()| bridge.recount_learned()) {
                 tracing::warn!(bridge = %bridge.name, "ageing: {error:#}");
             }
         }

@@ -23,15 +23,19 @@ use aya::{
     },
 };
 use vbr_common::{
-    MAX_PORTS, PROG_FLOOD_EGRESS, PROG_INGRESS, PROG_TC_INGRESS,
+    MAX_PORTS, PROG_EGRESS, PROG_INGRESS, PROG_TC_INGRESS,
     event::EventKind,
     map_names,
-    port::{PORT_F_ATTACHED, PORT_F_RESTORE_RXVLAN, PortInfo, PortMode},
+    port::{
+        POLICY_BCAST_FLOOD, POLICY_FLOOD, POLICY_HAIRPIN, POLICY_ISOLATED, POLICY_LEARNING,
+        POLICY_MCAST_FLOOD, POLICY_PRIVATE, POLICY_UPLINK, POLICY_VIA_UPLINK, PORT_F_ATTACHED,
+        PORT_F_RESTORE_RXVLAN, PortInfo, PortMode,
+    },
     stats::Counters,
 };
 
 use crate::{
-    config::{BridgeConfig, DatapathMode},
+    config::{BridgeConfig, BridgeMode, DatapathMode, PortConfig, PortFlags},
     ethtool,
     event::Event,
     fdb::Fdb,
@@ -48,11 +52,28 @@ pub struct Port {
     pub pvid: u16,
     pub tagged: Vec<u16>,
     pub mode: DatapathMode,
+    pub uplink: bool,
+    /// `POLICY_*` bits: the port's flags and the bridge's mode.
+    pub policy: u16,
+    pub max_learned: u32,
 }
 
 impl Port {
-    /// The port's VLAN membership applied to `info`, keeping its mode, slot and flags.
-    fn apply_vlans(&self, info: &mut PortInfo) {
+    fn new(ifname: String, ifindex: u32, config: &PortConfig, bridge_mode: BridgeMode) -> Self {
+        Self {
+            ifname,
+            ifindex,
+            pvid: config.pvid,
+            tagged: config.tagged.clone(),
+            mode: config.mode,
+            uplink: config.uplink,
+            policy: policy(bridge_mode, config.uplink, &config.flags),
+            max_learned: config.flags.max_learned,
+        }
+    }
+
+    /// The port's config (VLANs, flags) applied to `info`, keeping its mode, slot and state.
+    fn apply_config(&self, info: &mut PortInfo) {
         let mut fresh = PortInfo::new(PortMode::XdpNative, info.slot);
         fresh.set_pvid(self.pvid);
         for vid in &self.tagged {
@@ -60,7 +81,63 @@ impl Port {
         }
         info.pvid = fresh.pvid;
         info.vlans = fresh.vlans;
+        info.policy = self.policy;
+        info.max_learned = self.max_learned;
     }
+}
+
+/// The `POLICY_*` bits of a port: its flags, and what the bridge's macvlan-like mode makes of
+/// an uplink and of the other ports.
+pub fn policy(mode: BridgeMode, uplink: bool, flags: &PortFlags) -> u16 {
+    let policy = flag_bits(flags)
+        .iter()
+        .filter(|(set, _)| *set)
+        .fold(0, |policy, (_, bit)| policy | bit);
+    policy
+        | match (mode, uplink) {
+            (BridgeMode::Bridge, _) => 0,
+            (BridgeMode::Private, true) => POLICY_UPLINK | POLICY_PRIVATE,
+            (BridgeMode::Private, false) => POLICY_VIA_UPLINK | POLICY_PRIVATE,
+            (BridgeMode::Vepa | BridgeMode::Passthru, true) => POLICY_UPLINK,
+            (BridgeMode::Vepa | BridgeMode::Passthru, false) => POLICY_VIA_UPLINK,
+        }
+}
+
+/// Each flag with its `POLICY_*` bit.
+fn flag_bits(flags: &PortFlags) -> [(bool, u16); 6] {
+    [
+        (flags.learning, POLICY_LEARNING),
+        (flags.flood, POLICY_FLOOD),
+        (flags.bcast_flood, POLICY_BCAST_FLOOD),
+        (flags.mcast_flood, POLICY_MCAST_FLOOD),
+        (flags.hairpin, POLICY_HAIRPIN),
+        (flags.isolated, POLICY_ISOLATED),
+    ]
+}
+
+/// The flags a port's entry carries.
+pub fn flags_of(info: &PortInfo) -> PortFlags {
+    PortFlags {
+        learning: info.has(POLICY_LEARNING),
+        flood: info.has(POLICY_FLOOD),
+        bcast_flood: info.has(POLICY_BCAST_FLOOD),
+        mcast_flood: info.has(POLICY_MCAST_FLOOD),
+        hairpin: info.has(POLICY_HAIRPIN),
+        isolated: info.has(POLICY_ISOLATED),
+        max_learned: info.max_learned,
+    }
+}
+
+/// Sets the flag bits of `info` to `flags`, keeping the mode's bits.
+pub fn set_flags(info: &mut PortInfo, flags: &PortFlags) {
+    for (set, bit) in flag_bits(flags) {
+        if set {
+            info.policy |= bit;
+        } else {
+            info.policy &= !bit;
+        }
+    }
+    info.max_learned = flags.max_learned;
 }
 
 /// The ports of a bridge's config, resolved against the interfaces that exist now.
@@ -78,13 +155,11 @@ pub fn resolve_ports(bridge: &BridgeConfig, lenient: bool) -> anyhow::Result<Res
     let mut resolved = Resolved::default();
     for port in &bridge.ports {
         match netdev::ifindex(&port.ifname) {
-            Ok(ifindex) => resolved.ports.push(Port {
-                ifname: port.ifname.clone(),
-                ifindex,
-                pvid: port.pvid,
-                tagged: port.tagged.clone(),
-                mode: port.mode,
-            }),
+            Ok(ifindex) => {
+                resolved
+                    .ports
+                    .push(Port::new(port.ifname.clone(), ifindex, port, bridge.mode))
+            }
             Err(_) if port.hotplug => resolved.waiting.push(port.ifname.clone()),
             Err(_) if lenient => {}
             Err(error) => {
@@ -97,13 +172,21 @@ pub fn resolve_ports(bridge: &BridgeConfig, lenient: bool) -> anyhow::Result<Res
     if let Some(host) = &bridge.host_port
         && let Ok(ifindex) = netdev::ifindex(&host.port_ifname())
     {
-        resolved.ports.push(Port {
+        let config = PortConfig {
             ifname: host.port_ifname(),
-            ifindex,
             pvid: host.pvid,
             tagged: Vec::new(),
             mode: DatapathMode::Auto,
-        });
+            hotplug: false,
+            uplink: false,
+            flags: PortFlags::default(),
+        };
+        resolved.ports.push(Port::new(
+            config.ifname.clone(),
+            ifindex,
+            &config,
+            bridge.mode,
+        ));
     }
     Ok(resolved)
 }
@@ -153,7 +236,7 @@ impl Bridge {
             if adopting {
                 bridge.adopt_ports()?;
             } else {
-                pinned::write_info(name, 0)?;
+                pinned::write_info(name, 0, 0)?;
             }
             bridge.set_ports(ports, netlink).await
         }
@@ -177,7 +260,7 @@ impl Bridge {
         let mut ebpf = loader
             .load(crate::datapath::object())
             .context("loading the vbr eBPF object")?;
-        for program in [PROG_INGRESS, PROG_FLOOD_EGRESS] {
+        for program in [PROG_INGRESS, PROG_EGRESS] {
             xdp(&mut ebpf, program)?
                 .load()
                 .with_context(|| format!("loading program {program} into the kernel (verifier)"))?;
@@ -205,7 +288,7 @@ impl Bridge {
                 self.adopt_links(ifindex)
                     .with_context(|| format!("moving port {ifindex} onto the new programs"))?;
             }
-            self.set_devmaps(ifindex)?;
+            self.set_egress(ifindex)?;
         }
         Ok(())
     }
@@ -247,7 +330,7 @@ impl Bridge {
             match current.get(&port.ifindex) {
                 Some(info) if info.is_attached() => {
                     let mut info = *info;
-                    port.apply_vlans(&mut info);
+                    port.apply_config(&mut info);
                     self.ports_map()?
                         .insert(port.ifindex, info, 0)
                         .with_context(|| format!("updating port {}", port.ifname))?;
@@ -262,7 +345,11 @@ impl Bridge {
             .values()
             .filter(|info| info.mode != PortMode::XdpNative as u8)
             .count();
-        pinned::write_info(&self.name, skb_ports as u32)
+        let uplink = ports
+            .iter()
+            .find(|port| port.uplink)
+            .map_or(0, |port| port.ifindex);
+        pinned::write_info(&self.name, skb_ports as u32, uplink)
     }
 
     /// Makes `port` a redirect target and a known ingress, then attaches the datapath to it.
@@ -279,12 +366,12 @@ impl Bridge {
         stats
             .set(u32::from(slot), zeros, 0)
             .context("clearing the port's counters")?;
-        self.set_devmaps(port.ifindex)?;
+        self.set_egress(port.ifindex)?;
         Array::try_from(self.map_mut(map_names::SLOTS)?)?
             .set(u32::from(slot), port.ifindex, 0)
             .context("recording the port's slot")?;
         let mut info = PortInfo::new(PortMode::XdpNative, slot);
-        port.apply_vlans(&mut info);
+        port.apply_config(&mut info);
         self.ports_map()?
             .insert(port.ifindex, info, 0)
             .context("adding to the ports map")?;
@@ -378,9 +465,7 @@ impl Bridge {
                 .set(u32::from(info.slot), 0, 0)
                 .context("freeing the port's slot")?;
         }
-        for map in [map_names::EGRESS, map_names::FLOOD] {
-            let _ = DevMapHash::try_from(self.map_mut(map)?)?.remove(ifindex);
-        }
+        let _ = DevMapHash::try_from(self.map_mut(map_names::EGRESS)?)?.remove(ifindex);
         let ifname = netdev::name(ifindex).ok();
         if let (Some(info), Some(ifname)) = (info, &ifname)
             && info.flags & PORT_F_RESTORE_RXVLAN != 0
@@ -430,6 +515,25 @@ impl Bridge {
         Ok(())
     }
 
+    /// Sets each port's count of learned MACs to what the FDB holds, for the datapath's limits.
+    pub fn recount_learned(&mut self) -> anyhow::Result<()> {
+        let mut learned: BTreeMap<u32, u64> = BTreeMap::new();
+        for (_, entry) in self.fdb.entries()? {
+            if !entry.is_static() {
+                *learned.entry(entry.ifindex).or_default() += 1;
+            }
+        }
+        let ports = self.port_infos()?;
+        let mut counts: Array<_, u64> = Array::try_from(self.map_mut(map_names::PORT_LEARNED)?)?;
+        for (ifindex, info) in ports {
+            let count = learned.get(&ifindex).copied().unwrap_or(0);
+            counts
+                .set(u32::from(info.slot), count, 0)
+                .context("writing the learned counts")?;
+        }
+        Ok(())
+    }
+
     /// The events this agent caused since the last call.
     pub fn drain_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
@@ -441,22 +545,15 @@ impl Bridge {
             .context("opening the events ring buffer")
     }
 
-    /// Points port `ifindex`'s devmap entries at itself, the flood one through this agent's
-    /// flood egress program.
-    fn set_devmaps(&mut self, ifindex: u32) -> anyhow::Result<()> {
-        let flood_egress = xdp(&mut self.ebpf, PROG_FLOOD_EGRESS)?
+    /// Points port `ifindex`'s devmap entry at itself, through this agent's egress program.
+    fn set_egress(&mut self, ifindex: u32) -> anyhow::Result<()> {
+        let egress = xdp(&mut self.ebpf, PROG_EGRESS)?
             .fd()?
             .try_clone()
-            .context("duplicating the flood egress program's fd")?;
-        for (map, program) in [
-            (map_names::EGRESS, None),
-            (map_names::FLOOD, Some(&flood_egress)),
-        ] {
-            DevMapHash::try_from(self.map_mut(map)?)?
-                .insert(ifindex, ifindex, program, 0)
-                .with_context(|| format!("adding port {ifindex} to the {map} devmap"))?;
-        }
-        Ok(())
+            .context("duplicating the egress program's fd")?;
+        DevMapHash::try_from(self.map_mut(map_names::EGRESS)?)?
+            .insert(ifindex, ifindex, Some(&egress), 0)
+            .with_context(|| format!("adding port {ifindex} to the egress devmap"))
     }
 
     /// Whether interface `ifindex` is one of the bridge's ports.
@@ -541,4 +638,35 @@ pub fn destroy_pinned(name: &str) -> anyhow::Result<()> {
         bail!("no bridge {name:?}");
     }
     fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_survive_the_round_trip_and_modes_add_their_bits() {
+        let flags = PortFlags {
+            learning: false,
+            hairpin: true,
+            max_learned: 7,
+            ..PortFlags::default()
+        };
+        let mut info = PortInfo::new(PortMode::XdpNative, 0);
+        info.policy = policy(BridgeMode::Private, false, &flags);
+        info.max_learned = flags.max_learned;
+        assert_eq!(flags_of(&info), flags);
+        assert!(info.has(POLICY_VIA_UPLINK) && info.has(POLICY_PRIVATE));
+        set_flags(&mut info, &PortFlags::default());
+        assert!(info.has(POLICY_LEARNING) && !info.has(POLICY_HAIRPIN));
+        assert!(info.has(POLICY_VIA_UPLINK), "the mode's bits stay");
+        assert_eq!(
+            policy(BridgeMode::Vepa, true, &flags) & POLICY_UPLINK,
+            POLICY_UPLINK
+        );
+        assert_eq!(
+            policy(BridgeMode::Bridge, false, &flags) & POLICY_VIA_UPLINK,
+            0
+        );
+    }
 }

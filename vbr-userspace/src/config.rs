@@ -36,6 +36,36 @@ pub struct BridgeConfig {
     pub ports: Vec<PortConfig>,
     /// Gives the host stack a port on the bridge, as an address on a Linux bridge does.
     pub host_port: Option<HostPortConfig>,
+    /// How the ports may talk to each other, as macvlan's modes.
+    #[serde(default)]
+    pub mode: BridgeMode,
+}
+
+/// macvlan's forwarding modes between the ports of one uplink.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum BridgeMode {
+    /// Ports talk directly.
+    #[default]
+    Bridge,
+    /// Non-uplink ports never talk to each other, even hairpinned by the uplink's far side.
+    Private,
+    /// Every frame from a non-uplink port goes out the uplink; the external switch hairpins
+    /// frames for local ports back.
+    Vepa,
+    /// One port owns the uplink.
+    Passthru,
+}
+
+impl BridgeMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Bridge => "bridge",
+            Self::Private => "private",
+            Self::Vepa => "vepa",
+            Self::Passthru => "passthru",
+        }
+    }
 }
 
 /// `host_port = { ifname = "vbr0", address = "10.0.0.1/24", pvid = 1 }`: the agent makes a veth
@@ -98,6 +128,39 @@ pub struct PortConfig {
     pub mode: DatapathMode,
     /// The interface may be absent (a VM's tap before the VM starts): the port waits for it.
     pub hotplug: bool,
+    /// The bridge's uplink (private, vepa and passthru modes).
+    pub uplink: bool,
+    pub flags: PortFlags,
+}
+
+/// The Linux bridge's per-port flags (`bridge link set dev X learning off ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PortFlags {
+    pub learning: bool,
+    /// Unknown unicast is flooded to the port.
+    pub flood: bool,
+    pub bcast_flood: bool,
+    pub mcast_flood: bool,
+    /// A frame may leave by the port it came in on.
+    pub hairpin: bool,
+    /// Isolated ports never talk to each other, only to non-isolated ones.
+    pub isolated: bool,
+    /// Learned MACs the port may hold; 0 for no limit.
+    pub max_learned: u32,
+}
+
+impl Default for PortFlags {
+    fn default() -> Self {
+        Self {
+            learning: true,
+            flood: true,
+            bcast_flood: true,
+            mcast_flood: true,
+            hairpin: false,
+            isolated: false,
+            max_learned: 0,
+        }
+    }
 }
 
 /// How a port's frames reach the datapath.
@@ -127,6 +190,15 @@ struct RawPort {
     mode: DatapathMode,
     #[serde(default)]
     hotplug: bool,
+    #[serde(default)]
+    uplink: bool,
+    learning: Option<bool>,
+    flood: Option<bool>,
+    bcast_flood: Option<bool>,
+    mcast_flood: Option<bool>,
+    hairpin: Option<bool>,
+    isolated: Option<bool>,
+    max_learned: Option<u32>,
 }
 
 /// A VID as a number, or text: `"none"` (for pvid), `"10"` or a range `"100-110"`.
@@ -141,6 +213,7 @@ impl TryFrom<RawPort> for PortConfig {
     type Error = String;
 
     fn try_from(raw: RawPort) -> Result<Self, String> {
+        let defaults = PortFlags::default();
         let ifname = raw.ifname;
         let in_port = |error: String| format!("port {ifname:?}: {error}");
         let pvid = match raw.pvid {
@@ -169,6 +242,16 @@ impl TryFrom<RawPort> for PortConfig {
             tagged,
             mode: raw.mode,
             hotplug: raw.hotplug,
+            uplink: raw.uplink,
+            flags: PortFlags {
+                learning: raw.learning.unwrap_or(defaults.learning),
+                flood: raw.flood.unwrap_or(defaults.flood),
+                bcast_flood: raw.bcast_flood.unwrap_or(defaults.bcast_flood),
+                mcast_flood: raw.mcast_flood.unwrap_or(defaults.mcast_flood),
+                hairpin: raw.hairpin.unwrap_or(defaults.hairpin),
+                isolated: raw.isolated.unwrap_or(defaults.isolated),
+                max_learned: raw.max_learned.unwrap_or(defaults.max_learned),
+            },
         })
     }
 }
@@ -239,6 +322,22 @@ pub enum ConfigError {
     HostPortName(String),
     #[error("host port pvid {0} is outside 1-4094")]
     HostPortPvid(u16),
+    #[error(
+        "bridge {bridge:?} in {mode} mode needs exactly one port with uplink = true, not {count}"
+    )]
+    Uplink {
+        bridge: String,
+        mode: &'static str,
+        count: usize,
+    },
+    #[error(
+        "bridge {bridge:?} marks port {port:?} as uplink: only private, vepa and passthru bridges have one"
+    )]
+    UplinkInBridgeMode { bridge: String, port: String },
+    #[error(
+        "bridge {bridge:?} is in passthru mode, where a single port owns the uplink: {port:?} would be a second one"
+    )]
+    PassthruSecondPort { bridge: String, port: String },
 }
 
 impl Config {
@@ -296,6 +395,7 @@ impl Config {
                     return Err(ConfigError::HostPortPvid(*pvid));
                 }
             }
+            bridge.validate_mode()?;
             let names = bridge.ports.iter().map(|port| port.ifname.clone()).chain(
                 host_port
                     .into_iter()
@@ -313,6 +413,44 @@ impl Config {
                     });
                 }
                 port_owner.push((ifname, bridge.name.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BridgeConfig {
+    /// The uplink rules of the bridge's mode.
+    fn validate_mode(&self) -> Result<(), ConfigError> {
+        let uplinks: Vec<&PortConfig> = self.ports.iter().filter(|port| port.uplink).collect();
+        if self.mode == BridgeMode::Bridge {
+            if let Some(port) = uplinks.first() {
+                return Err(ConfigError::UplinkInBridgeMode {
+                    bridge: self.name.clone(),
+                    port: port.ifname.clone(),
+                });
+            }
+            return Ok(());
+        }
+        if uplinks.len() != 1 {
+            return Err(ConfigError::Uplink {
+                bridge: self.name.clone(),
+                mode: self.mode.name(),
+                count: uplinks.len(),
+            });
+        }
+        if self.mode == BridgeMode::Passthru {
+            let mut guests = self
+                .ports
+                .iter()
+                .filter(|port| !port.uplink)
+                .map(|port| port.ifname.clone())
+                .chain(self.host_port.iter().map(HostPortConfig::port_ifname));
+            if let (Some(_), Some(second)) = (guests.next(), guests.next()) {
+                return Err(ConfigError::PassthruSecondPort {
+                    bridge: self.name.clone(),
+                    port: second,
+                });
             }
         }
         Ok(())
@@ -402,6 +540,46 @@ mod tests {
         let message =
             error_of("[[bridge]]\nname = \"a\"\nhost_port = { ifname = \"thirteen-char\" }\n");
         assert!(message.contains("thirteen-char"), "{message}");
+    }
+
+    #[test]
+    fn checks_modes_and_flags() {
+        let ports = |extra: &str| {
+            format!(
+                "[[bridge.port]]\nifname = \"up\"\nuplink = true\n[[bridge.port]]\nifname = \"g1\"\n{extra}"
+            )
+        };
+        let config = Config::parse(&format!(
+            "[[bridge]]\nname = \"a\"\nmode = \"vepa\"\n{}",
+            ports("hairpin = true\nisolated = true\nlearning = false\nmax_learned = 5\n")
+        ))
+        .unwrap();
+        let bridge = &config.bridges[0];
+        assert_eq!(bridge.mode, BridgeMode::Vepa);
+        assert!(bridge.ports[0].uplink);
+        let flags = bridge.ports[1].flags;
+        assert!(flags.hairpin && flags.isolated && !flags.learning && flags.flood);
+        assert_eq!(flags.max_learned, 5);
+        let message = error_of(&format!(
+            "[[bridge]]\nname = \"a\"\nmode = \"passthru\"\n{}",
+            ports("[[bridge.port]]\nifname = \"g2\"\n")
+        ));
+        assert!(
+            message.contains("\"g2\"") && message.contains("passthru"),
+            "{message}"
+        );
+        let message = error_of(
+            "[[bridge]]\nname = \"a\"\nmode = \"private\"\n[[bridge.port]]\nifname = \"g1\"\n",
+        );
+        assert!(
+            message.contains("exactly one port with uplink"),
+            "{message}"
+        );
+        let message = error_of(&format!("[[bridge]]\nname = \"a\"\n{}", ports("")));
+        assert!(
+            message.contains("only private, vepa and passthru"),
+            "{message}"
+        );
     }
 
     #[test]

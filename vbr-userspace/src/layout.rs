@@ -37,7 +37,7 @@ fn expected(name: &str) -> Option<(u32, u32, u32)> {
             size(size_of::<PortInfo>()),
             MAX_PORTS,
         ),
-        map_names::EGRESS | map_names::FLOOD => devmap,
+        map_names::EGRESS => devmap,
         map_names::STATS => (
             size(size_of::<u32>()),
             size(size_of::<u64>()),
@@ -57,6 +57,7 @@ fn expected(name: &str) -> Option<(u32, u32, u32)> {
         map_names::EVENT_BUDGET => (size(size_of::<u32>()), size(size_of::<EventBudget>()), 1),
         map_names::INFO => (size(size_of::<u32>()), size(size_of::<BridgeInfo>()), 1),
         map_names::SLOTS => (size(size_of::<u32>()), size(size_of::<u32>()), MAX_PORTS),
+        map_names::PORT_LEARNED => (size(size_of::<u32>()), size(size_of::<u64>()), MAX_PORTS),
         _ => return None,
     })
 }

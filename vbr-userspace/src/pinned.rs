@@ -88,14 +88,17 @@ pub fn local_bridges() -> anyhow::Result<Vec<String>> {
 }
 
 /// Records that bridge `name` runs in the calling thread's network namespace with this vbr's
-/// map layout, and has `skb_ports` ports native XDP cannot redirect to. Written first when a
+/// map layout, has `skb_ports` ports native XDP cannot redirect to and this uplink (0: none).
+/// Written first when a
 /// bridge's pins are complete (pins without it are an unfinished start), again as ports change.
-pub fn write_info(name: &str, skb_ports: u32) -> anyhow::Result<()> {
+pub fn write_info(name: &str, skb_ports: u32, uplink_ifindex: u32) -> anyhow::Result<()> {
     let mut info: Array<MapData, BridgeInfo> = open_map(name, map_names::INFO)?;
     let value = BridgeInfo {
         netns_inode: current_netns_inode()?,
         layout_version: MAP_LAYOUT_VERSION,
         skb_ports,
+        uplink_ifindex,
+        _pad: 0,
     };
     info.set(0, value, 0)
         .with_context(|| format!("writing the info map of bridge {name}"))

@@ -1,7 +1,7 @@
 //! Datapath tests: the real XDP programs, loaded into this kernel and fed frames through
 //! BPF_PROG_TEST_RUN. Verdicts, output bytes, FDB effects and counters come from plain test runs;
 //! where frames go comes from live-frames test runs (Linux ≥ 5.18), which really transmit them
-//! (through the flood egress program too), caught on the far ends of veth ports.
+//! (through the egress program too), caught on the far ends of veth ports.
 //!
 //! Each test builds its ports in a network namespace of its own and moves its thread there:
 //! test runs name their ingress by ifindex, which the kernel resolves in the caller's namespace.
@@ -17,13 +17,14 @@ use aya::{
     programs::Xdp,
 };
 use vbr_common::{
-    DEFAULT_VLAN, PROG_FLOOD_EGRESS, PROG_INGRESS,
+    DEFAULT_VLAN, PROG_EGRESS, PROG_INGRESS,
     fdb::{FDB_F_STATIC, FdbEntry, FdbKey},
     map_names,
     port::{PORT_F_ATTACHED, PVID_NONE, PortInfo, PortMode},
     stats::Reason,
     vlan::ETH_P_8021AD,
 };
+use vbr_tests::frames::tci;
 use vbr_tests::{Capture, Frame, Mac, Netns, netns};
 
 const XDP_DROP: u32 = 1;
@@ -112,12 +113,12 @@ impl Bridge {
             })
             .collect();
         let mut ebpf = Ebpf::load(vbr::datapath::object()).expect("loading the eBPF object");
-        for name in [PROG_INGRESS, PROG_FLOOD_EGRESS] {
+        for name in [PROG_INGRESS, PROG_EGRESS] {
             program(&mut ebpf, name)
                 .load()
                 .unwrap_or_else(|error| panic!("the verifier rejects {name}: {error:?}"));
         }
-        let flood_egress = program(&mut ebpf, PROG_FLOOD_EGRESS)
+        let egress = program(&mut ebpf, PROG_EGRESS)
             .fd()
             .unwrap()
             .try_clone()
@@ -133,16 +134,12 @@ impl Bridge {
             assert!(status.success(), "ethtool -K {far} gro on: {status}");
         }
         let ifindexes: Vec<u32> = bridge.ports.iter().map(|veth| veth.port).collect();
-        for (map, egress_program) in [
-            (map_names::EGRESS, None),
-            (map_names::FLOOD, Some(&flood_egress)),
-        ] {
-            let mut devmap = DevMapHash::try_from(bridge.ebpf.map_mut(map).unwrap()).unwrap();
-            for ifindex in &ifindexes {
-                devmap
-                    .insert(*ifindex, *ifindex, egress_program, 0)
-                    .expect("devmap insert");
-            }
+        let mut devmap =
+            DevMapHash::try_from(bridge.ebpf.map_mut(map_names::EGRESS).unwrap()).unwrap();
+        for ifindex in &ifindexes {
+            devmap
+                .insert(*ifindex, *ifindex, Some(&egress), 0)
+                .expect("devmap insert");
         }
         let mut infos: HashMap<_, u32, PortInfo> =
             HashMap::try_from(bridge.ebpf.map_mut(map_names::PORTS).unwrap()).unwrap();
@@ -272,19 +269,6 @@ fn ifindex(name: &str) -> u32 {
 /// A probe frame (test ethertype, unique payload).
 fn probe(dst: Mac, src: Mac) -> Frame {
     Frame::probe(dst, src)
-}
-
-/// The same frame carrying an 802.1Q tag with this TCI.
-fn with_tci(frame: &Frame, tci: u16) -> Frame {
-    Frame {
-        vlan_tci: Some(tci),
-        ..frame.clone()
-    }
-}
-
-/// A TCI: priority code point, drop eligible indicator, VLAN id.
-fn tci(pcp: u16, dei: u16, vid: u16) -> u16 {
-    pcp << 13 | dei << 12 | vid
 }
 
 /// Which ports received exactly one copy; panics on duplicates.
@@ -422,11 +406,11 @@ fn broadcast_and_unknown_unicast_flood_to_every_other_port() {
 #[test]
 fn access_to_trunk_pushes_the_tag() {
     let bridge = Bridge::with_ports(&VLAN_LAB);
-    bridge.run(TRUNK, &with_tci(&probe(MAC_A, MAC_B), tci(0, 0, 10)));
+    bridge.run(TRUNK, &probe(MAC_A, MAC_B).with_tci(tci(0, 0, 10)));
     let frame = probe(MAC_B, MAC_A);
     let (verdict, out) = bridge.run(ACCESS10_A, &frame);
     assert_eq!(verdict, XDP_REDIRECT);
-    assert_eq!(out, with_tci(&frame, tci(0, 0, 10)));
+    assert_eq!(out, frame.with_tci(tci(0, 0, 10)));
 }
 
 #[test]
@@ -434,10 +418,10 @@ fn trunk_to_access_pops_the_tag() {
     let bridge = Bridge::with_ports(&VLAN_LAB);
     bridge.run(ACCESS20, &probe(MAC_A, MAC_B));
     let frame = probe(MAC_B, MAC_A);
-    let (verdict, out) = bridge.run(TRUNK, &with_tci(&frame, tci(5, 1, 20)));
+    let (verdict, out) = bridge.run(TRUNK, &frame.clone().with_tci(tci(5, 1, 20)));
     assert_eq!(verdict, XDP_REDIRECT);
     assert_eq!(out, frame);
-    let delivered = bridge.deliver(TRUNK, &with_tci(&frame, tci(5, 1, 20)));
+    let delivered = bridge.deliver(TRUNK, &frame.clone().with_tci(tci(5, 1, 20)));
     assert_eq!(receivers(&delivered), vec![ACCESS20]);
     assert_eq!(delivered[ACCESS20][0], frame, "arrives untagged");
 }
@@ -445,8 +429,8 @@ fn trunk_to_access_pops_the_tag() {
 #[test]
 fn trunk_to_trunk_keeps_the_tag_with_pcp_and_dei() {
     let bridge = Bridge::with_ports(&[Vlans(PVID_NONE, &[20, 30]), Vlans(PVID_NONE, &[20])]);
-    bridge.run(1, &with_tci(&probe(MAC_A, MAC_B), tci(0, 0, 20)));
-    let frame = with_tci(&probe(MAC_B, MAC_A), tci(5, 1, 20));
+    bridge.run(1, &probe(MAC_A, MAC_B).with_tci(tci(0, 0, 20)));
+    let frame = probe(MAC_B, MAC_A).with_tci(tci(5, 1, 20));
     let (verdict, out) = bridge.run(0, &frame);
     assert_eq!(verdict, XDP_REDIRECT);
     assert_eq!(out, frame);
@@ -459,7 +443,7 @@ fn trunk_to_trunk_keeps_the_tag_with_pcp_and_dei() {
 fn tagged_frames_of_a_foreign_vlan_are_dropped_and_not_learned() {
     let bridge = Bridge::with_ports(&VLAN_LAB);
     for (port, vid) in [(TRUNK, 30), (ACCESS10_A, 20), (ACCESS10_A, 4095)] {
-        let (verdict, _) = bridge.run(port, &with_tci(&probe(MAC_B, MAC_A), tci(0, 0, vid)));
+        let (verdict, _) = bridge.run(port, &probe(MAC_B, MAC_A).with_tci(tci(0, 0, vid)));
         assert_eq!(verdict, XDP_DROP, "VLAN {vid} on port {port}");
     }
     assert_eq!(bridge.count(Reason::DropVlanIngress), 3);
@@ -475,7 +459,7 @@ fn untagged_frames_are_dropped_on_a_port_without_pvid() {
     let bridge = Bridge::with_ports(&VLAN_LAB);
     let (verdict, _) = bridge.run(TRUNK, &probe(MAC_B, MAC_A));
     assert_eq!(verdict, XDP_DROP);
-    let (verdict, _) = bridge.run(TRUNK, &with_tci(&probe(MAC_B, MAC_A), tci(3, 0, 0)));
+    let (verdict, _) = bridge.run(TRUNK, &probe(MAC_B, MAC_A).with_tci(tci(3, 0, 0)));
     assert_eq!(verdict, XDP_DROP, "priority-tagged counts as untagged");
     assert_eq!(bridge.count(Reason::DropVlanIngress), 2);
 }
@@ -483,17 +467,17 @@ fn untagged_frames_are_dropped_on_a_port_without_pvid() {
 #[test]
 fn priority_tagged_frames_join_the_pvid_and_keep_their_pcp() {
     let bridge = Bridge::with_ports(&VLAN_LAB);
-    bridge.run(TRUNK, &with_tci(&probe(MAC_A, MAC_B), tci(0, 0, 10)));
+    bridge.run(TRUNK, &probe(MAC_A, MAC_B).with_tci(tci(0, 0, 10)));
     bridge.run(ACCESS10_B, &probe(MAC_A, MAC_C));
-    let to_trunk = with_tci(&probe(MAC_B, MAC_A), tci(6, 0, 0));
+    let to_trunk = probe(MAC_B, MAC_A).with_tci(tci(6, 0, 0));
     let (verdict, out) = bridge.run(ACCESS10_A, &to_trunk);
     assert_eq!(verdict, XDP_REDIRECT);
-    assert_eq!(out, with_tci(&to_trunk, tci(6, 0, 10)), "VID set, PCP kept");
+    assert_eq!(out, to_trunk.with_tci(tci(6, 0, 10)), "VID set, PCP kept");
     assert_eq!(
         bridge.fdb_entry(MAC_A, 10).unwrap().ifindex,
         bridge.port(ACCESS10_A)
     );
-    let to_access = with_tci(&probe(MAC_C, MAC_A), tci(6, 0, 0));
+    let to_access = probe(MAC_C, MAC_A).with_tci(tci(6, 0, 0));
     let (verdict, out) = bridge.run(ACCESS10_A, &to_access);
     assert_eq!(verdict, XDP_REDIRECT);
     assert_eq!(
@@ -509,7 +493,7 @@ fn priority_tagged_frames_join_the_pvid_and_keep_their_pcp() {
 #[test]
 fn an_8021ad_frame_joins_the_pvid_with_its_s_tag_intact() {
     let bridge = Bridge::with_ports(&VLAN_LAB);
-    bridge.run(TRUNK, &with_tci(&probe(MAC_A, MAC_B), tci(0, 0, 10)));
+    bridge.run(TRUNK, &probe(MAC_A, MAC_B).with_tci(tci(0, 0, 10)));
     bridge.run(ACCESS10_B, &probe(MAC_A, MAC_C));
     let inner = probe(MAC_B, MAC_A);
     let mut payload = tci(0, 0, 300).to_be_bytes().to_vec();
@@ -524,7 +508,7 @@ fn an_8021ad_frame_joins_the_pvid_with_its_s_tag_intact() {
     assert_eq!(verdict, XDP_REDIRECT);
     assert_eq!(
         out,
-        with_tci(&qinq, tci(0, 0, 10)),
+        qinq.clone().with_tci(tci(0, 0, 10)),
         "C-tag pushed outside the S-tag"
     );
     let to_access = Frame { dst: MAC_C, ..qinq };
@@ -546,7 +530,7 @@ fn unicast_to_a_port_outside_the_vlan_is_dropped() {
 fn one_mac_learned_in_two_vlans_is_two_entries() {
     let bridge = Bridge::with_ports(&VLAN_LAB);
     bridge.run(ACCESS10_A, &probe(MAC_B, MAC_A));
-    bridge.run(TRUNK, &with_tci(&probe(MAC_B, MAC_A), tci(0, 0, 20)));
+    bridge.run(TRUNK, &probe(MAC_B, MAC_A).with_tci(tci(0, 0, 20)));
     assert_eq!(
         bridge.fdb_entry(MAC_A, 10).unwrap().ifindex,
         bridge.port(ACCESS10_A)
@@ -574,11 +558,11 @@ fn floods_stay_inside_their_vlan_tagged_per_port() {
     );
     assert_eq!(
         delivered[TRUNK][0],
-        with_tci(&frame, tci(0, 0, 10)),
+        frame.with_tci(tci(0, 0, 10)),
         "tagged 10 on the trunk"
     );
 
-    let from_trunk = with_tci(&probe(MAC_C, MAC_B), tci(4, 0, 20));
+    let from_trunk = probe(MAC_C, MAC_B).with_tci(tci(4, 0, 20));
     let delivered = bridge.deliver(TRUNK, &from_trunk);
     assert_eq!(
         receivers(&delivered),

@@ -1,13 +1,15 @@
 //! `vbr port show`.
 use anyhow::Context as _;
-use clap::Subcommand;
+use clap::{Args, Subcommand, builder::BoolishValueParser};
 use serde::Serialize;
 use vbr::{
+    bridge,
+    config::PortFlags,
     control::{self, Request},
     netdev,
     pinned::PinnedBridge,
 };
-use vbr_common::port::{PVID_NONE, PortMode};
+use vbr_common::port::{POLICY_UPLINK, PVID_NONE, PortMode};
 
 use super::table;
 
@@ -19,6 +21,39 @@ pub enum PortCommand {
         #[arg(long)]
         bridge: Option<String>,
     },
+    /// Change a port's flags live, as `bridge link set dev IFNAME ...` (until the agent restarts
+    /// from its config).
+    Set(SetFlags),
+}
+
+#[derive(Debug, Args)]
+pub struct SetFlags {
+    /// The port.
+    ifname: String,
+    /// Learn the source MACs seen on the port.
+    #[arg(long, value_parser = BoolishValueParser::new(), value_name = "on|off")]
+    learning: Option<bool>,
+    /// Flood unknown unicast to the port.
+    #[arg(long, value_parser = BoolishValueParser::new(), value_name = "on|off")]
+    flood: Option<bool>,
+    /// Flood broadcast to the port.
+    #[arg(long, value_parser = BoolishValueParser::new(), value_name = "on|off")]
+    bcast_flood: Option<bool>,
+    /// Flood multicast to the port.
+    #[arg(long, value_parser = BoolishValueParser::new(), value_name = "on|off")]
+    mcast_flood: Option<bool>,
+    /// Let frames leave by the port they came in on.
+    #[arg(long, value_parser = BoolishValueParser::new(), value_name = "on|off")]
+    hairpin: Option<bool>,
+    /// Keep the port from talking to other isolated ports.
+    #[arg(long, value_parser = BoolishValueParser::new(), value_name = "on|off")]
+    isolated: Option<bool>,
+    /// Learned MACs the port may hold (0: no limit).
+    #[arg(long)]
+    max_learned: Option<u32>,
+    /// The bridge; by default the one that has the port.
+    #[arg(long)]
+    bridge: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -33,10 +68,16 @@ struct PortRow {
     attached: bool,
     /// "attached", "detached", or "waiting" (a hotplug port whose interface is absent).
     state: &'static str,
+    /// The bridge's uplink (private, vepa and passthru modes).
+    uplink: bool,
+    flags: Option<PortFlags>,
 }
 
 pub fn run(command: PortCommand, json: bool) -> anyhow::Result<()> {
-    let PortCommand::Show { bridge: only } = command;
+    let only = match command {
+        PortCommand::Show { bridge } => bridge,
+        PortCommand::Set(flags) => return set(flags),
+    };
     let mut rows = Vec::new();
     for bridge in PinnedBridge::select(only.as_deref())? {
         for (ifindex, info) in bridge.port_list()? {
@@ -53,6 +94,8 @@ pub fn run(command: PortCommand, json: bool) -> anyhow::Result<()> {
                 } else {
                     "detached"
                 },
+                uplink: info.has(POLICY_UPLINK),
+                flags: Some(bridge::flags_of(&info)),
             });
         }
     }
@@ -69,6 +112,8 @@ pub fn run(command: PortCommand, json: bool) -> anyhow::Result<()> {
                 tagged: Vec::new(),
                 attached: false,
                 state: "waiting",
+                uplink: false,
+                flags: None,
             });
         }
     }
@@ -87,17 +132,78 @@ pub fn run(command: PortCommand, json: bool) -> anyhow::Result<()> {
                 row.mode.unwrap_or("-").to_owned(),
                 table::pvid(row.pvid),
                 table::vlan_ranges(&row.tagged),
+                row.flags
+                    .as_ref()
+                    .map_or("-".to_owned(), |flags| flag_names(flags, row.uplink)),
                 row.state.to_owned(),
             ]
         })
         .collect();
     table::print(
         &[
-            "BRIDGE", "PORT", "IFINDEX", "MODE", "PVID", "TAGGED", "STATE",
+            "BRIDGE", "PORT", "IFINDEX", "MODE", "PVID", "TAGGED", "FLAGS", "STATE",
         ],
         &cells,
     );
     Ok(())
+}
+
+/// The flags that are on, as `bridge link show` names them.
+fn flag_names(flags: &PortFlags, uplink: bool) -> String {
+    let mut names: Vec<String> = [
+        (uplink, "uplink"),
+        (flags.learning, "learning"),
+        (flags.flood, "flood"),
+        (flags.bcast_flood, "bcast_flood"),
+        (flags.mcast_flood, "mcast_flood"),
+        (flags.hairpin, "hairpin"),
+        (flags.isolated, "isolated"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| (*name).to_owned())
+    .collect();
+    if flags.max_learned != 0 {
+        names.push(format!("max_learned={}", flags.max_learned));
+    }
+    if names.is_empty() {
+        "-".to_owned()
+    } else {
+        names.join(",")
+    }
+}
+
+/// `vbr port set`: one update of the port's entry, which the datapath sees whole.
+fn set(change: SetFlags) -> anyhow::Result<()> {
+    let ifindex = netdev::ifindex(&change.ifname)?;
+    let mut bridge = match &change.bridge {
+        Some(name) => PinnedBridge::open(name)?,
+        None => bridge_with_port(ifindex, &change.ifname)?,
+    };
+    let mut info = bridge
+        .port(ifindex)
+        .with_context(|| format!("{} is not a port of bridge {}", change.ifname, bridge.name))?;
+    let mut flags = bridge::flags_of(&info);
+    for (value, flag) in [
+        (change.learning, &mut flags.learning),
+        (change.flood, &mut flags.flood),
+        (change.bcast_flood, &mut flags.bcast_flood),
+        (change.mcast_flood, &mut flags.mcast_flood),
+        (change.hairpin, &mut flags.hairpin),
+        (change.isolated, &mut flags.isolated),
+    ] {
+        if let Some(value) = value {
+            *flag = value;
+        }
+    }
+    if let Some(max_learned) = change.max_learned {
+        flags.max_learned = max_learned;
+    }
+    bridge::set_flags(&mut info, &flags);
+    bridge
+        .ports
+        .insert(ifindex, info, 0)
+        .with_context(|| format!("updating port {} of bridge {}", change.ifname, bridge.name))
 }
 
 /// The running bridge that has port `ifindex`, when `--bridge` was left out.
