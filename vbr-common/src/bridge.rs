@@ -14,7 +14,23 @@ pub struct BridgeInfo {
     pub skb_ports: u32,
     /// The uplink's ifindex in private, vepa and passthru modes; 0 otherwise.
     pub uplink_ifindex: u32,
+    /// Learned MACs the whole bridge may hold (the rest of the FDB stays for static entries).
+    pub max_learned: u32,
+    /// A `LinkLocal` value: what happens to 01:80:c2:00:00:0x frames (STP, LACP, LLDP...).
+    pub link_local: u32,
     pub _pad: u32,
+}
+
+/// What the bridge does with link-local frames (01:80:c2:00:00:00–0f), which 802.1D bridges
+/// never forward.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkLocal {
+    Drop = 0,
+    /// Up the stack of the port they arrived on (for lldpd, an STP daemon...).
+    Host = 1,
+    /// Flooded like other multicast.
+    Forward = 2,
 }
 
 #[cfg(feature = "user")]

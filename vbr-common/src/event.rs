@@ -32,6 +32,8 @@ pub enum EventKind {
     Added = 4,
     /// An operator (or a port's removal) deleted an entry.
     Deleted = 5,
+    /// A MAC that had just moved showed up on yet another port: held where it is.
+    Flapping = 6,
 }
 
 impl EventKind {
@@ -43,6 +45,7 @@ impl EventKind {
             3 => Some(Self::Aged),
             4 => Some(Self::Added),
             5 => Some(Self::Deleted),
+            6 => Some(Self::Flapping),
             _ => None,
         }
     }
@@ -56,6 +59,7 @@ impl EventKind {
             Self::Aged => "aged",
             Self::Added => "added",
             Self::Deleted => "deleted",
+            Self::Flapping => "flapping",
         }
     }
 }

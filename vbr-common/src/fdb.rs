@@ -16,8 +16,11 @@ pub struct FdbEntry {
     pub ifindex: u32,
     /// `FDB_F_*` bits.
     pub flags: u32,
-    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the entry was last confirmed.
+    /// CLOCK_MONOTONIC (the datapath's coarse clock) when the entry was last confirmed.
     pub last_seen_ns: u64,
+    /// When the MAC last moved to another port: a MAC that moved less than `FDB_MOVE_HOLD_NS`
+    /// ago is held where it is (flapping).
+    pub moved_ns: u64,
 }
 
 /// Configured by the operator: never aged, never moved by learning.
@@ -26,6 +29,10 @@ pub const FDB_F_STATIC: u32 = 1 << 0;
 /// Learning rewrites an unchanged entry's timestamp at most this often: a write on every frame
 /// would bounce the entry's cache line between CPUs.
 pub const FDB_REFRESH_NS: u64 = 1_000_000_000;
+
+/// A MAC that moved between ports is held on its new port this long: one flapping between two
+/// ports (a loop, a spoofer) is reported, not bounced on every frame.
+pub const FDB_MOVE_HOLD_NS: u64 = 1_000_000_000;
 
 impl FdbKey {
     pub const fn new(mac: [u8; 6], vlan: u16) -> Self {

@@ -24,9 +24,10 @@ pub mod map_names {
     pub const INFO: &str = "info";
     pub const SLOTS: &str = "slots";
     pub const PORT_LEARNED: &str = "port_learned";
+    pub const STORM: &str = "storm";
 
     /// Every map, in the order the agent checks and pins them.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         FDB,
         PORTS,
         EGRESS,
@@ -38,6 +39,7 @@ pub mod map_names {
         INFO,
         SLOTS,
         PORT_LEARNED,
+        STORM,
     ];
 }
 
@@ -57,7 +59,7 @@ pub const DEFAULT_VLAN: u16 = 1;
 
 /// Version of the pinned maps' layout: a pinned bridge with another version is refused rather
 /// than misread. Bump it whenever a shared type or a map's definition changes.
-pub const MAP_LAYOUT_VERSION: u32 = 5;
+pub const MAP_LAYOUT_VERSION: u32 = 6;
 
 /// Maximum number of ports in one bridge (sizes the `ports`, `egress` and `port_stats` maps).
 pub const MAX_PORTS: u32 = 1024;
@@ -67,3 +69,13 @@ pub const MAX_SKB_FLOOD_PORTS: u32 = 64;
 
 /// Maximum number of FDB entries in one bridge.
 pub const MAX_FDB_ENTRIES: u32 = 65536;
+
+/// Learned MACs a bridge holds by default: the rest of the FDB is kept for static entries.
+pub const DEFAULT_BRIDGE_MAX_LEARNED: u32 = MAX_FDB_ENTRIES - 4096;
+
+/// Learned MACs a port holds by default: a guest flooding random source MACs fills its own
+/// share, not the bridge.
+pub const DEFAULT_PORT_MAX_LEARNED: u32 = 4096;
+
+/// Index of the bridge's total in the `port_learned` array, after every port's slot.
+pub const BRIDGE_LEARNED_SLOT: u32 = MAX_PORTS;

@@ -26,7 +26,9 @@ pub struct PortInfo {
     pub policy: u16,
     /// Learned MACs the port may hold; 0 for no limit.
     pub max_learned: u32,
-    pub _pad: u32,
+    /// Flooded frames per second the port may send into the bridge (storm control); 0 for no
+    /// limit.
+    pub flood_rate: u32,
     /// VLANs the port is a member of (the PVID included), bit `vid % 64` of word `vid / 64`:
     /// one lookup answers both ingress filtering and egress policy.
     pub vlans: [u64; VLAN_BITMAP_WORDS],
@@ -100,7 +102,7 @@ impl PortInfo {
             slot,
             policy: POLICY_DEFAULT,
             max_learned: 0,
-            _pad: 0,
+            flood_rate: 0,
             vlans: [0; VLAN_BITMAP_WORDS],
         }
     }

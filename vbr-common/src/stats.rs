@@ -30,10 +30,18 @@ pub enum Reason {
     DropIsolated = 11,
     /// Between two non-uplink ports of a private bridge.
     DropPrivate = 12,
+    /// A link-local frame (01:80:c2:00:00:0x), not forwarded by 802.1D bridges.
+    DropLinkLocal = 13,
+    /// A link-local frame passed up the stack of its port.
+    PassLinkLocal = 14,
+    /// A static entry's MAC as source on another port: spoofed.
+    DropSpoofed = 15,
+    /// Flooding beyond the ingress port's storm-control rate.
+    DropStorm = 16,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 13;
+    pub const COUNT: u32 = 17;
 
     pub const ALL: [Reason; Self::COUNT as usize] = [
         Self::Forwarded,
@@ -49,6 +57,10 @@ impl Reason {
         Self::PassToSkb,
         Self::DropIsolated,
         Self::DropPrivate,
+        Self::DropLinkLocal,
+        Self::PassLinkLocal,
+        Self::DropSpoofed,
+        Self::DropStorm,
     ];
 
     /// The name logs, `vbr stats` and the metrics print.
@@ -67,6 +79,10 @@ impl Reason {
             Self::PassToSkb => "pass_to_skb",
             Self::DropIsolated => "drop_isolated",
             Self::DropPrivate => "drop_private",
+            Self::DropLinkLocal => "drop_link_local",
+            Self::PassLinkLocal => "pass_link_local",
+            Self::DropSpoofed => "drop_spoofed",
+            Self::DropStorm => "drop_storm",
         }
     }
 }
@@ -102,3 +118,18 @@ impl Counters {
 #[cfg(feature = "user")]
 // SAFETY: plain `#[repr(C)]` data without padding.
 unsafe impl aya::Pod for Counters {}
+
+/// Storm-control state of one port (the `storm` array, by slot): a token bucket of flooded
+/// frames, refilled at the port's `flood_rate`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StormBucket {
+    /// Frames the port may still flood, in thousandths (to refill at sub-frame precision).
+    pub milli_tokens: u64,
+    /// When the bucket was last refilled.
+    pub refilled_ns: u64,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: plain `#[repr(C)]` data without padding.
+unsafe impl aya::Pod for StormBucket {}

@@ -1,78 +1,95 @@
 //! Forwarding database: source learning and destination lookup (br_fdb.c).
 use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use vbr_common::{
+    BRIDGE_LEARNED_SLOT,
     event::EventKind,
-    fdb::{FDB_REFRESH_NS, FdbEntry, FdbKey},
+    fdb::{FDB_MOVE_HOLD_NS, FDB_REFRESH_NS, FdbEntry, FdbKey},
     port::PortInfo,
     stats::Reason,
 };
 
 use crate::{
     event,
-    maps::{FDB, PORT_LEARNED},
+    maps::{FDB, INFO, PORT_LEARNED},
     parse::is_multicast,
 };
 
-/// Records that `mac` in `vlan` lives behind `ifindex` (`port`). Static entries are never moved;
-/// a learned entry is only rewritten when it moved or its timestamp is `FDB_REFRESH_NS` old, so
-/// a busy flow does not write the same cache line on every frame. A port holding its learned-MAC
-/// limit learns no new MAC (its frames are still forwarded; replies to them flood).
+/// Records that `mac` in `vlan` lives behind `ifindex` (`port`), as br_fdb_update does:
+/// - a static entry never moves, and its MAC as source on another port is spoofed: dropped;
+/// - a learned entry is rewritten only when it moved or its timestamp is `FDB_REFRESH_NS` old,
+///   so a busy flow does not write the same cache line on every frame;
+/// - a MAC that moved less than `FDB_MOVE_HOLD_NS` ago stays where it is (flapping, reported);
+/// - a new MAC is not learned while its port or the bridge holds its learned-MAC limit (its
+///   frames are still forwarded; replies to them flood).
 #[inline(always)]
-pub fn learn(mac: [u8; 6], vlan: u16, ifindex: u32, port: &PortInfo) {
+pub fn learn(mac: [u8; 6], vlan: u16, ifindex: u32, port: &PortInfo) -> Result<(), Reason> {
     let key = FdbKey::new(mac, vlan);
-    // The coarse clock (Linux ≥ 5.11) is cheap and plenty for a one-second refresh step; it
-    // runs on CLOCK_MONOTONIC like the agent's ageing.
+    // The coarse clock (Linux ≥ 5.11) is cheap and plenty for one-second steps; it runs on
+    // CLOCK_MONOTONIC like the agent's ageing.
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    let mut event_kind = EventKind::Learned;
-    let mut old_ifindex = 0;
-    if let Some(entry) = FDB.get_ptr(key) {
-        // SAFETY: the pointer comes from a successful map lookup.
-        let entry = unsafe { &*entry };
-        if entry.is_static()
-            || (entry.ifindex == ifindex && now.wrapping_sub(entry.last_seen_ns) < FDB_REFRESH_NS)
-        {
-            return;
+    let Some(entry) = FDB.get_ptr(key) else {
+        if take_learned_slot(port) {
+            write(key, ifindex, now, 0);
+            event::emit(EventKind::Learned, mac, vlan, ifindex, 0);
         }
-        if entry.ifindex == ifindex {
-            // Only the timestamp was stale.
-            write(key, ifindex, now);
-            return;
-        }
-        event_kind = EventKind::Moved;
-        old_ifindex = entry.ifindex;
-    }
-    if !take_learned_slot(port) {
-        return;
-    }
-    write(key, ifindex, now);
-    event::emit(event_kind, mac, vlan, ifindex, old_ifindex);
-}
-
-/// Counts one more learned MAC on `port`, unless it holds its limit. The count is shared by
-/// all CPUs without atomics (the BPF target has no atomic add in core): two CPUs learning on one
-/// port at the same instant may both pass, and the agent recounts exactly every second, which
-/// also frees the places of entries that aged or moved away.
-#[inline(always)]
-fn take_learned_slot(port: &PortInfo) -> bool {
-    let Some(count) = PORT_LEARNED.get_ptr_mut(u32::from(port.slot)) else {
-        return true;
+        return Ok(());
     };
     // SAFETY: the pointer comes from a successful map lookup.
-    let count = unsafe { &mut *count };
-    if port.max_learned != 0 && *count >= u64::from(port.max_learned) {
+    let entry = unsafe { &*entry };
+    if entry.ifindex == ifindex {
+        if !entry.is_static() && now.wrapping_sub(entry.last_seen_ns) >= FDB_REFRESH_NS {
+            write(key, ifindex, now, entry.moved_ns);
+        }
+        return Ok(());
+    }
+    if entry.is_static() {
+        return Err(Reason::DropSpoofed);
+    }
+    if entry.moved_ns != 0 && now.wrapping_sub(entry.moved_ns) < FDB_MOVE_HOLD_NS {
+        event::emit(EventKind::Flapping, mac, vlan, ifindex, entry.ifindex);
+        return Ok(());
+    }
+    let old_ifindex = entry.ifindex;
+    write(key, ifindex, now, now);
+    event::emit(EventKind::Moved, mac, vlan, ifindex, old_ifindex);
+    Ok(())
+}
+
+/// Counts one more learned MAC on `port` and on the bridge, unless either holds its limit. The
+/// counts are shared by all CPUs without atomics (the BPF target has no atomic add in core): two
+/// CPUs learning at the same instant may both pass, and the agent recounts exactly every second,
+/// which also frees the places of entries that aged or moved away.
+#[inline(always)]
+fn take_learned_slot(port: &PortInfo) -> bool {
+    let (Some(port_count), Some(bridge_count)) = (
+        PORT_LEARNED.get_ptr_mut(u32::from(port.slot)),
+        PORT_LEARNED.get_ptr_mut(BRIDGE_LEARNED_SLOT),
+    ) else {
+        return true;
+    };
+    // SAFETY: the pointers come from successful map lookups.
+    let (port_count, bridge_count) = unsafe { (&mut *port_count, &mut *bridge_count) };
+    // SAFETY: the pointer comes from a successful map lookup.
+    let bridge_limit = INFO
+        .get_ptr(0)
+        .map_or(0, |info| unsafe { (*info).max_learned });
+    let full = |count: u64, limit: u32| limit != 0 && count >= u64::from(limit);
+    if full(*port_count, port.max_learned) || full(*bridge_count, bridge_limit) {
         return false;
     }
-    *count += 1;
+    *port_count += 1;
+    *bridge_count += 1;
     true
 }
 
 #[inline(always)]
-fn write(key: FdbKey, ifindex: u32, now: u64) {
+fn write(key: FdbKey, ifindex: u32, now: u64, moved_ns: u64) {
     let entry = FdbEntry {
         ifindex,
         flags: 0,
         last_seen_ns: now,
+        moved_ns,
     };
     // A full table only means this source floods back to it for a while: nothing to do.
     let _ = FDB.insert(key, entry, 0);

@@ -10,7 +10,7 @@ use vbr_common::{
 
 use crate::{
     maps::EGRESS,
-    parse,
+    parse, policy,
     stats::{self, Direction},
     vlan::{self, Classified},
 };
@@ -44,6 +44,9 @@ pub fn flood(
     ingress: &PortInfo,
     frame: &Classified,
 ) -> Result<(u32, Reason), Reason> {
+    if !policy::storm_allows(ingress) {
+        return Err(Reason::DropStorm);
+    }
     stats::add(Direction::Flood, ingress.slot, frame.vid, parse::len(ctx));
     vlan::mark_flood(ctx, frame)?;
     let flags = if ingress.has(POLICY_HAIRPIN) {

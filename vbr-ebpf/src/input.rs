@@ -30,7 +30,7 @@ pub fn handle_frame(ctx: &XdpContext) -> (u32, Reason) {
     // SAFETY: the pointer comes from a successful map lookup.
     let port = unsafe { &*port };
     switch_frame(ctx, ingress, port).unwrap_or_else(|reason| match reason {
-        Reason::PassToSkb => (xdp_action::XDP_PASS, reason),
+        Reason::PassToSkb | Reason::PassLinkLocal => (xdp_action::XDP_PASS, reason),
         _ => (xdp_action::XDP_DROP, reason),
     })
 }
@@ -46,6 +46,7 @@ fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<(u32,
     if ether_type == ETH_P_VBR_FLOOD {
         return Err(Reason::DropMalformed);
     }
+    policy::link_local(&dst)?;
     // Learn only after ingress filtering, as br_handle_frame_finish does.
     let frame = vlan::classify(ctx, ether_type, port)?;
     policy::learn_source(port, ingress, src, frame.vid)?;

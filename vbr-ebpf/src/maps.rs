@@ -10,7 +10,7 @@ use vbr_common::{
     event::{EVENTS_RING_BYTES, EventBudget, FdbEvent},
     fdb::{FdbEntry, FdbKey},
     port::{PortInfo, VLAN_BITMAP_WORDS},
-    stats::{Counters, Reason},
+    stats::{Counters, Reason, StormBucket},
 };
 
 /// (MAC, VLAN) → port.
@@ -52,9 +52,14 @@ pub static EVENT_BUDGET: PerCpuArray<EventBudget, 1> = PerCpuArray::new();
 #[btf_map(name = "info")]
 pub static INFO: Array<BridgeInfo, 1> = Array::new();
 
-/// Learned MACs per port, indexed by `PortInfo::slot`: the datapath counts up, the agent recounts.
+/// Learned MACs per port, indexed by `PortInfo::slot`, and the bridge's total at
+/// `BRIDGE_LEARNED_SLOT`: the datapath counts up, the agent recounts.
 #[btf_map(name = "port_learned")]
-pub static PORT_LEARNED: Array<u64, { MAX_PORTS as usize }> = Array::new();
+pub static PORT_LEARNED: Array<u64, { MAX_PORTS as usize + 1 }> = Array::new();
+
+/// Storm-control token buckets, indexed by `PortInfo::slot`.
+#[btf_map(name = "storm")]
+pub static STORM: Array<StormBucket, { MAX_PORTS as usize }> = Array::new();
 
 /// Counter slot → ifindex of the port holding it (0: free): the ports the skb path floods to.
 #[btf_map(name = "slots")]

@@ -1,18 +1,20 @@
 //! The bridge's port flags and its macvlan-like modes (br_forward.c's should_deliver, the
 //! learning gate of br_input.c): which ports a frame may reach, and whether its source is
-//! learned. Shared by the XDP path, the flood egress program and the skb path.
+//! learned. Shared by the XDP path, the egress program and the skb path.
+use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
 use vbr_common::{
+    bridge::LinkLocal,
     fdb::FdbKey,
     port::{
-        POLICY_BCAST_FLOOD, POLICY_FLOOD, POLICY_ISOLATED, POLICY_MCAST_FLOOD, POLICY_PRIVATE,
-        POLICY_UPLINK, POLICY_VIA_UPLINK, PortInfo,
+        POLICY_BCAST_FLOOD, POLICY_FLOOD, POLICY_ISOLATED, POLICY_LEARNING, POLICY_MCAST_FLOOD,
+        POLICY_PRIVATE, POLICY_UPLINK, POLICY_VIA_UPLINK, PortInfo,
     },
     stats::Reason,
 };
 
 use crate::{
     fdb::{self, Destination},
-    maps::{FDB, INFO},
+    maps::{FDB, INFO, STORM},
     parse::is_multicast,
 };
 
@@ -32,8 +34,59 @@ pub fn learn_source(port: &PortInfo, ingress: u32, src: [u8; 6], vid: u16) -> Re
             Ok(())
         };
     }
-    fdb::learn(src, vid, ingress, port);
-    Ok(())
+    if !port.has(POLICY_LEARNING) {
+        return Ok(());
+    }
+    fdb::learn(src, vid, ingress, port)
+}
+
+/// What becomes of a frame for a link-local address (01:80:c2:00:00:00–0f: STP, LACP, LLDP),
+/// which 802.1D bridges never forward: `Err` drops it or passes it to the host, as the bridge's
+/// policy says; `Ok` forwards it like other multicast.
+#[inline(always)]
+pub fn link_local(dst: &[u8; 6]) -> Result<(), Reason> {
+    if dst[..5] != [0x01, 0x80, 0xc2, 0x00, 0x00] || dst[5] > 0x0f {
+        return Ok(());
+    }
+    // SAFETY: the pointer comes from a successful map lookup.
+    match INFO
+        .get_ptr(0)
+        .map_or(0, |info| unsafe { (*info).link_local })
+    {
+        policy if policy == LinkLocal::Forward as u32 => Ok(()),
+        policy if policy == LinkLocal::Host as u32 => Err(Reason::PassLinkLocal),
+        _ => Err(Reason::DropLinkLocal),
+    }
+}
+
+/// Storm control: whether `port` may flood one more frame now (a token bucket refilled at the
+/// port's `flood_rate`, holding at most one second's worth). The bucket is shared by all CPUs
+/// without atomics: under contention a few frames more may pass.
+#[inline(always)]
+pub fn storm_allows(port: &PortInfo) -> bool {
+    if port.flood_rate == 0 {
+        return true;
+    }
+    let Some(bucket) = STORM.get_ptr_mut(u32::from(port.slot)) else {
+        return true;
+    };
+    // SAFETY: the pointer comes from a successful map lookup.
+    let bucket = unsafe { &mut *bucket };
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let rate = u64::from(port.flood_rate);
+    let elapsed = now.wrapping_sub(bucket.refilled_ns).min(1_000_000_000);
+    // rate frames per second = rate milli-frames per millisecond.
+    let refill = elapsed / 1_000_000 * rate;
+    if refill > 0 {
+        bucket.milli_tokens = (bucket.milli_tokens + refill).min(rate * 1000);
+        bucket.refilled_ns = now;
+    }
+    if bucket.milli_tokens < 1000 {
+        return false;
+    }
+    bucket.milli_tokens -= 1000;
+    true
 }
 
 /// Where a frame from `port` goes in this bridge's mode: in vepa, private and passthru modes

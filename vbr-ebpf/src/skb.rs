@@ -39,7 +39,10 @@ pub fn handle_skb(ctx: &TcContext) -> (i32, Reason) {
     };
     // SAFETY: the pointer comes from a successful map lookup.
     let port = unsafe { &*port };
-    switch_skb(ctx, skb, ingress, port).unwrap_or_else(|reason| (TC_ACT_SHOT as i32, reason))
+    switch_skb(ctx, skb, ingress, port).unwrap_or_else(|reason| match reason {
+        Reason::PassLinkLocal => (TC_ACT_OK as i32, reason),
+        _ => (TC_ACT_SHOT as i32, reason),
+    })
 }
 
 #[inline(always)]
@@ -57,6 +60,7 @@ fn switch_skb(
     if u16::from_be(eth.ether_type) == ETH_P_VBR_FLOOD {
         return Err(Reason::DropMalformed);
     }
+    policy::link_local(&dst)?;
     // SAFETY: a valid skb context.
     let (tagged, proto, tci) = unsafe { ((*skb).vlan_present, (*skb).vlan_proto, (*skb).vlan_tci) };
     // An 802.1ad tag the stack took out stays payload: only an 802.1Q tag classifies.
@@ -89,6 +93,9 @@ fn switch_skb(
         Destination::Flood { missed } => {
             if missed {
                 event::emit(EventKind::Missed, dst, frame.vid, ingress, 0);
+            }
+            if !policy::storm_allows(port) {
+                return Err(Reason::DropStorm);
             }
             stats::add(Direction::Flood, port.slot, frame.vid, len);
             flood(skb, &frame, port, ingress, (dst, src), len)?;

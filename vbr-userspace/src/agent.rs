@@ -189,7 +189,7 @@ impl Agent {
         let resolved = bridge::resolve_ports(config, false)?;
         match self.bridges.get_mut(&config.name) {
             Some(bridge) => {
-                bridge.ageing_time = Duration::from_secs(config.ageing_time);
+                bridge.configure(config);
                 bridge.set_ports(&resolved.ports, &self.netlink).await?;
             }
             None => {

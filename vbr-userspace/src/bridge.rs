@@ -23,7 +23,8 @@ use aya::{
     },
 };
 use vbr_common::{
-    MAX_PORTS, PROG_EGRESS, PROG_INGRESS, PROG_TC_INGRESS,
+    BRIDGE_LEARNED_SLOT, MAX_PORTS, PROG_EGRESS, PROG_INGRESS, PROG_TC_INGRESS,
+    bridge::{BridgeInfo, LinkLocal},
     event::EventKind,
     map_names,
     port::{
@@ -35,7 +36,7 @@ use vbr_common::{
 };
 
 use crate::{
-    config::{BridgeConfig, BridgeMode, DatapathMode, PortConfig, PortFlags},
+    config::{BridgeConfig, BridgeMode, DatapathMode, LinkLocalPolicy, PortConfig, PortFlags},
     ethtool,
     event::Event,
     fdb::Fdb,
@@ -56,6 +57,7 @@ pub struct Port {
     /// `POLICY_*` bits: the port's flags and the bridge's mode.
     pub policy: u16,
     pub max_learned: u32,
+    pub flood_rate: u32,
 }
 
 impl Port {
@@ -69,6 +71,7 @@ impl Port {
             uplink: config.uplink,
             policy: policy(bridge_mode, config.uplink, &config.flags),
             max_learned: config.flags.max_learned,
+            flood_rate: config.flags.flood_rate,
         }
     }
 
@@ -83,6 +86,7 @@ impl Port {
         info.vlans = fresh.vlans;
         info.policy = self.policy;
         info.max_learned = self.max_learned;
+        info.flood_rate = self.flood_rate;
     }
 }
 
@@ -125,6 +129,7 @@ pub fn flags_of(info: &PortInfo) -> PortFlags {
         hairpin: info.has(POLICY_HAIRPIN),
         isolated: info.has(POLICY_ISOLATED),
         max_learned: info.max_learned,
+        flood_rate: info.flood_rate,
     }
 }
 
@@ -138,6 +143,7 @@ pub fn set_flags(info: &mut PortInfo, flags: &PortFlags) {
         }
     }
     info.max_learned = flags.max_learned;
+    info.flood_rate = flags.flood_rate;
 }
 
 /// The ports of a bridge's config, resolved against the interfaces that exist now.
@@ -193,7 +199,10 @@ pub fn resolve_ports(bridge: &BridgeConfig, lenient: bool) -> anyhow::Result<Res
 
 pub struct Bridge {
     pub name: String,
-    pub ageing_time: Duration,
+    ageing_time: Duration,
+    /// The bridge-wide settings the datapath reads from the `info` map.
+    max_learned: u32,
+    link_local: LinkLocal,
     pin_dir: PathBuf,
     /// This agent's instance of the programs; the maps are the pinned ones.
     ebpf: Ebpf,
@@ -232,11 +241,12 @@ impl Bridge {
             }
             Err(error) => return Err(error),
         };
+        bridge.configure(config);
         let result = async {
             if adopting {
                 bridge.adopt_ports()?;
             } else {
-                pinned::write_info(name, 0, 0)?;
+                bridge.write_info(0, 0)?;
             }
             bridge.set_ports(ports, netlink).await
         }
@@ -274,6 +284,8 @@ impl Bridge {
         Ok(Self {
             name: config.name.clone(),
             ageing_time: Duration::from_secs(config.ageing_time),
+            max_learned: config.max_learned,
+            link_local: LinkLocal::Drop,
             pin_dir,
             ebpf,
             fdb,
@@ -349,7 +361,32 @@ impl Bridge {
             .iter()
             .find(|port| port.uplink)
             .map_or(0, |port| port.ifindex);
-        pinned::write_info(&self.name, skb_ports as u32, uplink)
+        self.write_info(skb_ports as u32, uplink)
+    }
+
+    /// Takes the bridge-wide settings of `config`; they reach the datapath with the next
+    /// `set_ports`.
+    pub fn configure(&mut self, config: &BridgeConfig) {
+        self.ageing_time = Duration::from_secs(config.ageing_time);
+        self.max_learned = config.max_learned;
+        self.link_local = match config.link_local {
+            LinkLocalPolicy::Drop => LinkLocal::Drop,
+            LinkLocalPolicy::Host => LinkLocal::Host,
+            LinkLocalPolicy::Forward => LinkLocal::Forward,
+        };
+    }
+
+    fn write_info(&self, skb_ports: u32, uplink_ifindex: u32) -> anyhow::Result<()> {
+        let info = BridgeInfo {
+            netns_inode: 0,
+            layout_version: 0,
+            skb_ports,
+            uplink_ifindex,
+            max_learned: self.max_learned,
+            link_local: self.link_local as u32,
+            _pad: 0,
+        };
+        pinned::write_info(&self.name, info)
     }
 
     /// Makes `port` a redirect target and a known ingress, then attaches the datapath to it.
@@ -531,7 +568,9 @@ impl Bridge {
                 .set(u32::from(info.slot), count, 0)
                 .context("writing the learned counts")?;
         }
-        Ok(())
+        counts
+            .set(BRIDGE_LEARNED_SLOT, learned.values().sum::<u64>(), 0)
+            .context("writing the bridge's learned count")
     }
 
     /// The events this agent caused since the last call.

@@ -14,7 +14,10 @@
 use std::{collections::HashSet, path::Path};
 
 use serde::Deserialize;
-use vbr_common::{DEFAULT_VLAN, port::PVID_NONE, vlan::VID_MAX};
+use vbr_common::{
+    DEFAULT_BRIDGE_MAX_LEARNED, DEFAULT_PORT_MAX_LEARNED, DEFAULT_VLAN, port::PVID_NONE,
+    vlan::VID_MAX,
+};
 
 /// Learned entries older than this many seconds are removed, as the Linux bridge's default.
 pub const DEFAULT_AGEING_TIME: u64 = 300;
@@ -39,6 +42,28 @@ pub struct BridgeConfig {
     /// How the ports may talk to each other, as macvlan's modes.
     #[serde(default)]
     pub mode: BridgeMode,
+    /// Learned MACs the whole bridge may hold.
+    #[serde(default = "default_bridge_max_learned")]
+    pub max_learned: u32,
+    /// What becomes of link-local frames (01:80:c2:00:00:0x: STP, LACP, LLDP).
+    #[serde(default)]
+    pub link_local: LinkLocalPolicy,
+}
+
+/// What the bridge does with link-local frames, which 802.1D bridges never forward.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkLocalPolicy {
+    #[default]
+    Drop,
+    /// Up the stack of the port they came in on.
+    Host,
+    /// Flooded like other multicast.
+    Forward,
+}
+
+fn default_bridge_max_learned() -> u32 {
+    DEFAULT_BRIDGE_MAX_LEARNED
 }
 
 /// macvlan's forwarding modes between the ports of one uplink.
@@ -147,6 +172,8 @@ pub struct PortFlags {
     pub isolated: bool,
     /// Learned MACs the port may hold; 0 for no limit.
     pub max_learned: u32,
+    /// Flooded frames per second the port may send into the bridge; 0 for no limit.
+    pub flood_rate: u32,
 }
 
 impl Default for PortFlags {
@@ -158,7 +185,8 @@ impl Default for PortFlags {
             mcast_flood: true,
             hairpin: false,
             isolated: false,
-            max_learned: 0,
+            max_learned: DEFAULT_PORT_MAX_LEARNED,
+            flood_rate: 0,
         }
     }
 }
@@ -199,6 +227,7 @@ struct RawPort {
     hairpin: Option<bool>,
     isolated: Option<bool>,
     max_learned: Option<u32>,
+    flood_rate: Option<u32>,
 }
 
 /// A VID as a number, or text: `"none"` (for pvid), `"10"` or a range `"100-110"`.
@@ -251,6 +280,7 @@ impl TryFrom<RawPort> for PortConfig {
                 hairpin: raw.hairpin.unwrap_or(defaults.hairpin),
                 isolated: raw.isolated.unwrap_or(defaults.isolated),
                 max_learned: raw.max_learned.unwrap_or(defaults.max_learned),
+                flood_rate: raw.flood_rate.unwrap_or(defaults.flood_rate),
             },
         })
     }

@@ -29,6 +29,7 @@ impl Fdb {
             ifindex,
             flags: FDB_F_STATIC,
             last_seen_ns: monotonic_now_ns(),
+            moved_ns: 0,
         };
         match self
             .0

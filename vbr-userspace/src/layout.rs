@@ -12,7 +12,7 @@ use vbr_common::{
     fdb::{FdbEntry, FdbKey},
     map_names,
     port::{PortInfo, VLAN_BITMAP_WORDS},
-    stats::{Counters, Reason},
+    stats::{Counters, Reason, StormBucket},
 };
 
 use crate::{paths, pinned};
@@ -57,7 +57,16 @@ fn expected(name: &str) -> Option<(u32, u32, u32)> {
         map_names::EVENT_BUDGET => (size(size_of::<u32>()), size(size_of::<EventBudget>()), 1),
         map_names::INFO => (size(size_of::<u32>()), size(size_of::<BridgeInfo>()), 1),
         map_names::SLOTS => (size(size_of::<u32>()), size(size_of::<u32>()), MAX_PORTS),
-        map_names::PORT_LEARNED => (size(size_of::<u32>()), size(size_of::<u64>()), MAX_PORTS),
+        map_names::PORT_LEARNED => (
+            size(size_of::<u32>()),
+            size(size_of::<u64>()),
+            MAX_PORTS + 1,
+        ),
+        map_names::STORM => (
+            size(size_of::<u32>()),
+            size(size_of::<StormBucket>()),
+            MAX_PORTS,
+        ),
         _ => return None,
     })
 }

@@ -87,19 +87,13 @@ pub fn local_bridges() -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-/// Records that bridge `name` runs in the calling thread's network namespace with this vbr's
-/// map layout, has `skb_ports` ports native XDP cannot redirect to and this uplink (0: none).
-/// Written first when a
-/// bridge's pins are complete (pins without it are an unfinished start), again as ports change.
-pub fn write_info(name: &str, skb_ports: u32, uplink_ifindex: u32) -> anyhow::Result<()> {
+/// Writes `value` as the info of bridge `name`, stamped with the calling thread's network
+/// namespace and this vbr's map layout. Written first when a bridge's pins are complete (pins
+/// without it are an unfinished start), again as its ports and settings change.
+pub fn write_info(name: &str, mut value: BridgeInfo) -> anyhow::Result<()> {
     let mut info: Array<MapData, BridgeInfo> = open_map(name, map_names::INFO)?;
-    let value = BridgeInfo {
-        netns_inode: current_netns_inode()?,
-        layout_version: MAP_LAYOUT_VERSION,
-        skb_ports,
-        uplink_ifindex,
-        _pad: 0,
-    };
+    value.netns_inode = current_netns_inode()?;
+    value.layout_version = MAP_LAYOUT_VERSION;
     info.set(0, value, 0)
         .with_context(|| format!("writing the info map of bridge {name}"))
 }

@@ -13,14 +13,18 @@ use std::{
 
 use aya::{
     Ebpf, TestRun as _, TestRunAttrs, TestRunOptions,
-    maps::{DevMapHash, HashMap, MapData, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
     programs::Xdp,
 };
 use vbr_common::{
     DEFAULT_VLAN, PROG_EGRESS, PROG_INGRESS,
+    bridge::{BridgeInfo, LinkLocal},
     fdb::{FDB_F_STATIC, FdbEntry, FdbKey},
     map_names,
-    port::{PORT_F_ATTACHED, PVID_NONE, PortInfo, PortMode},
+    port::{
+        POLICY_BCAST_FLOOD, POLICY_FLOOD, POLICY_HAIRPIN, POLICY_ISOLATED, POLICY_LEARNING,
+        PORT_F_ATTACHED, PVID_NONE, PortInfo, PortMode,
+    },
     stats::Reason,
     vlan::ETH_P_8021AD,
 };
@@ -229,8 +233,28 @@ impl Bridge {
             ifindex,
             flags: FDB_F_STATIC,
             last_seen_ns: 0,
+            moved_ns: 0,
         };
         fdb.insert(FdbKey::new(mac.0, vid), entry, 0).unwrap();
+    }
+
+    /// Changes port `n`'s entry in the ports map.
+    fn set_port(&mut self, n: usize, change: impl FnOnce(&mut PortInfo)) {
+        let ifindex = self.port(n);
+        let mut ports: HashMap<_, u32, PortInfo> =
+            HashMap::try_from(self.ebpf.map_mut(map_names::PORTS).unwrap()).unwrap();
+        let mut info = ports.get(&ifindex, 0).unwrap();
+        change(&mut info);
+        ports.insert(ifindex, info, 0).unwrap();
+    }
+
+    /// Changes the bridge-wide settings in the info map.
+    fn set_info(&mut self, change: impl FnOnce(&mut BridgeInfo)) {
+        let mut infos: Array<_, BridgeInfo> =
+            Array::try_from(self.ebpf.map_mut(map_names::INFO).unwrap()).unwrap();
+        let mut info = infos.get(&0, 0).unwrap();
+        change(&mut info);
+        infos.set(0, info, 0).unwrap();
     }
 
     /// Frames counted under `reason`, summed over CPUs.
@@ -322,13 +346,138 @@ fn learning_leaves_a_fresh_unchanged_entry_alone_and_follows_a_move() {
 }
 
 #[test]
-fn static_entries_are_not_moved_by_learning() {
+fn a_static_mac_as_source_on_another_port_is_spoofed() {
     let mut bridge = Bridge::new();
     bridge.add_static(MAC_A, DEFAULT_VLAN, 2);
-    bridge.run(0, &probe(MAC_B, MAC_A));
+    let (verdict, _) = bridge.run(0, &probe(MAC_B, MAC_A));
+    assert_eq!(verdict, XDP_DROP);
+    assert_eq!(bridge.count(Reason::DropSpoofed), 1);
     let entry = bridge.fdb_entry(MAC_A, DEFAULT_VLAN).unwrap();
-    assert_eq!(entry.ifindex, bridge.port(2));
+    assert_eq!(entry.ifindex, bridge.port(2), "a static entry never moves");
     assert!(entry.is_static());
+    let (verdict, _) = bridge.run(2, &probe(MAC_B, MAC_A));
+    assert_eq!(verdict, XDP_REDIRECT, "from its own port it is fine");
+}
+
+#[test]
+fn a_port_without_learning_learns_nothing_but_still_forwards() {
+    let mut bridge = Bridge::new();
+    bridge.set_port(0, |info| info.policy &= !POLICY_LEARNING);
+    let (verdict, _) = bridge.run(0, &probe(MAC_B, MAC_A));
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert!(bridge.fdb_entry(MAC_A, DEFAULT_VLAN).is_none());
+}
+
+#[test]
+fn a_flapping_mac_is_held_on_its_new_port() {
+    let bridge = Bridge::new();
+    bridge.run(0, &probe(MAC_B, MAC_A));
+    bridge.run(1, &probe(MAC_B, MAC_A));
+    assert_eq!(
+        bridge.fdb_entry(MAC_A, DEFAULT_VLAN).unwrap().ifindex,
+        bridge.port(1)
+    );
+    bridge.run(2, &probe(MAC_B, MAC_A));
+    let entry = bridge.fdb_entry(MAC_A, DEFAULT_VLAN).unwrap();
+    assert_eq!(
+        entry.ifindex,
+        bridge.port(1),
+        "moved twice within a second: held"
+    );
+    assert_ne!(entry.moved_ns, 0);
+}
+
+#[test]
+fn learned_macs_stop_at_the_port_and_bridge_limits() {
+    let mut bridge = Bridge::new();
+    bridge.set_port(0, |info| info.max_learned = 2);
+    let sources = [1u8, 2, 3].map(|n| Mac([0x02, 0, 0, 0, 0x11, n]));
+    for source in sources {
+        let (verdict, _) = bridge.run(0, &probe(MAC_B, source));
+        assert_eq!(
+            verdict, XDP_REDIRECT,
+            "frames beyond the limit are still forwarded"
+        );
+    }
+    assert_eq!(bridge.fdb().keys().count(), 2, "port limit");
+    bridge.set_info(|info| info.max_learned = 3);
+    for n in [4u8, 5] {
+        bridge.run(1, &probe(MAC_B, Mac([0x02, 0, 0, 0, 0x22, n])));
+    }
+    assert_eq!(bridge.fdb().keys().count(), 3, "bridge limit");
+}
+
+#[test]
+fn link_local_frames_follow_the_bridge_policy() {
+    let mut bridge = Bridge::new();
+    let lldp = Mac([0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e]);
+    let (verdict, _) = bridge.run(0, &probe(lldp, MAC_A));
+    assert_eq!(verdict, XDP_DROP, "dropped by default");
+    assert_eq!(bridge.count(Reason::DropLinkLocal), 1);
+    bridge.set_info(|info| info.link_local = LinkLocal::Host as u32);
+    assert_eq!(bridge.run(0, &probe(lldp, MAC_A)).0, XDP_PASS);
+    bridge.set_info(|info| info.link_local = LinkLocal::Forward as u32);
+    assert_eq!(bridge.run(0, &probe(lldp, MAC_A)).0, XDP_REDIRECT);
+    let beyond = Mac([0x01, 0x80, 0xc2, 0x00, 0x00, 0x10]);
+    bridge.set_info(|info| info.link_local = LinkLocal::Drop as u32);
+    assert_eq!(
+        bridge.run(0, &probe(beyond, MAC_A)).0,
+        XDP_REDIRECT,
+        "not link-local"
+    );
+}
+
+#[test]
+fn storm_control_caps_the_floods_of_a_port() {
+    let mut bridge = Bridge::new();
+    bridge.set_port(0, |info| info.flood_rate = 5);
+    let verdicts: Vec<u32> = (0..10)
+        .map(|_| bridge.run(0, &probe(Mac::BROADCAST, MAC_A)).0)
+        .collect();
+    let flooded = verdicts.iter().filter(|v| **v == XDP_REDIRECT).count();
+    assert!((5..=6).contains(&flooded), "{verdicts:?}");
+    assert_eq!(bridge.count(Reason::DropStorm) as usize, 10 - flooded);
+    let (verdict, _) = bridge.run(1, &probe(Mac::BROADCAST, MAC_B));
+    assert_eq!(verdict, XDP_REDIRECT, "other ports are not limited");
+}
+
+#[test]
+fn isolated_ports_only_reach_non_isolated_ones() {
+    let mut bridge = Bridge::new();
+    bridge.set_port(0, |info| info.policy |= POLICY_ISOLATED);
+    bridge.set_port(1, |info| info.policy |= POLICY_ISOLATED);
+    bridge.run(1, &probe(MAC_A, MAC_B));
+    bridge.run(2, &probe(MAC_A, MAC_C));
+    assert_eq!(bridge.run(0, &probe(MAC_B, MAC_A)).0, XDP_DROP);
+    assert_eq!(bridge.count(Reason::DropIsolated), 1);
+    assert_eq!(bridge.run(0, &probe(MAC_C, MAC_A)).0, XDP_REDIRECT);
+    let broadcast = probe(Mac::BROADCAST, MAC_A);
+    assert_eq!(receivers(&bridge.deliver(0, &broadcast)), vec![2]);
+}
+
+#[test]
+fn hairpin_lets_frames_leave_by_their_ingress_port() {
+    let mut bridge = Bridge::new();
+    bridge.set_port(0, |info| info.policy |= POLICY_HAIRPIN);
+    bridge.run(0, &probe(MAC_A, MAC_B));
+    let frame = probe(MAC_B, MAC_A);
+    assert_eq!(bridge.run(0, &frame).0, XDP_REDIRECT);
+    assert_eq!(receivers(&bridge.deliver(0, &frame)), vec![0]);
+    let broadcast = probe(Mac::BROADCAST, MAC_C);
+    assert_eq!(receivers(&bridge.deliver(0, &broadcast)), vec![0, 1, 2]);
+}
+
+#[test]
+fn flood_flags_choose_which_floods_a_port_takes() {
+    let mut bridge = Bridge::new();
+    bridge.set_port(2, |info| info.policy &= !POLICY_BCAST_FLOOD);
+    bridge.set_port(1, |info| info.policy &= !POLICY_FLOOD);
+    let broadcast = probe(Mac::BROADCAST, MAC_A);
+    assert_eq!(receivers(&bridge.deliver(0, &broadcast)), vec![1]);
+    let unknown = probe(MAC_C, MAC_A);
+    assert_eq!(receivers(&bridge.deliver(0, &unknown)), vec![2]);
+    let multicast = probe(Mac([0x01, 0x00, 0x5e, 0, 0, 9]), MAC_A);
+    assert_eq!(receivers(&bridge.deliver(0, &multicast)), vec![1, 2]);
 }
 
 #[test]

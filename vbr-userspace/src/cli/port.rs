@@ -51,6 +51,9 @@ pub struct SetFlags {
     /// Learned MACs the port may hold (0: no limit).
     #[arg(long)]
     max_learned: Option<u32>,
+    /// Flooded frames per second the port may send into the bridge (0: no limit).
+    #[arg(long)]
+    flood_rate: Option<u32>,
     /// The bridge; by default the one that has the port.
     #[arg(long)]
     bridge: Option<String>,
@@ -166,6 +169,9 @@ fn flag_names(flags: &PortFlags, uplink: bool) -> String {
     if flags.max_learned != 0 {
         names.push(format!("max_learned={}", flags.max_learned));
     }
+    if flags.flood_rate != 0 {
+        names.push(format!("flood_rate={}", flags.flood_rate));
+    }
     if names.is_empty() {
         "-".to_owned()
     } else {
@@ -198,6 +204,9 @@ fn set(change: SetFlags) -> anyhow::Result<()> {
     }
     if let Some(max_learned) = change.max_learned {
         flags.max_learned = max_learned;
+    }
+    if let Some(flood_rate) = change.flood_rate {
+        flags.flood_rate = flood_rate;
     }
     bridge::set_flags(&mut info, &flags);
     bridge
