@@ -104,7 +104,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                     tracing::error!("reload refused: {error:#}");
                 }
             }
-            _ = ageing.tick() => agent.age(),
+            _ = ageing.tick() => {
+                agent.age();
+                agent.rebuild_unpinned().await;
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     tokio::spawn(serve_client(stream, commands.clone(), agent.events.subscribe()));
@@ -368,6 +371,30 @@ impl Agent {
             }
         }
         self.publish_agent_events();
+    }
+
+    /// Rebuilds the bridges whose pins someone removed by hand: removing them detached their
+    /// ports (the pins held the links), and what the maps held is gone with the old programs.
+    async fn rebuild_unpinned(&mut self) {
+        let lost: Vec<String> = self
+            .bridges
+            .iter()
+            .filter(|(_, bridge)| !bridge.pinned())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in lost {
+            tracing::error!(bridge = %name, "its pins were removed by hand: rebuilding it (learned entries are lost)");
+            if let Some(reader) = self.readers.remove(&name) {
+                reader.abort();
+            }
+            self.bridges.remove(&name);
+            let Some(config) = self.config.bridges.iter().find(|b| b.name == name).cloned() else {
+                continue;
+            };
+            if let Err(error) = self.bring_up(&config).await {
+                tracing::error!(bridge = %name, "rebuilding: {error:#}");
+            }
+        }
     }
 
     fn publish_agent_events(&mut self) {

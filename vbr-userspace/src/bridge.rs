@@ -232,7 +232,7 @@ impl Bridge {
             fs::remove_dir_all(&pin_dir)
                 .with_context(|| format!("removing {}", pin_dir.display()))?;
         }
-        fs::create_dir_all(&pin_dir).with_context(|| format!("creating {}", pin_dir.display()))?;
+        paths::create_private_dir(&pin_dir)?;
         let mut bridge = match Self::load(config, pin_dir) {
             Ok(bridge) => bridge,
             Err(error) if !adopting => {
@@ -477,8 +477,7 @@ impl Bridge {
 
     fn pin_link(&self, link: FdLink, ifindex: u32, kind: LinkKind) -> anyhow::Result<()> {
         let path = paths::link_pin(&self.pin_dir, ifindex, kind);
-        fs::create_dir_all(path.parent().expect("link pins live in a directory"))
-            .context("creating the links directory")?;
+        paths::create_private_dir(path.parent().expect("link pins live in a directory"))?;
         link.pin(&path)
             .with_context(|| format!("pinning the link at {}", path.display()))?;
         Ok(())
@@ -571,6 +570,11 @@ impl Bridge {
         counts
             .set(BRIDGE_LEARNED_SLOT, learned.values().sum::<u64>(), 0)
             .context("writing the bridge's learned count")
+    }
+
+    /// Whether the bridge's pins are still there (someone may have removed them by hand).
+    pub fn pinned(&self) -> bool {
+        self.pin_dir.join(map_names::INFO).exists()
     }
 
     /// The events this agent caused since the last call.

@@ -35,6 +35,13 @@ fn run() -> anyhow::Result<()> {
         logs.init();
     }
     let Cli { json, command } = Cli::parse();
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        anyhow::bail!(
+            "vbr needs root: its bridges live in pinned eBPF maps and the agent's control socket, \
+             both for root only (try sudo)"
+        );
+    }
     match command {
         Command::Agent(AgentArgs {
             action: Some(AgentAction::Reload),

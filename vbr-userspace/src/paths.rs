@@ -1,11 +1,24 @@
 //! Every filesystem path vbr uses.
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
+
 /// Where the kernel's bpffs is mounted (systemd mounts it there at boot).
 pub const BPFFS: &str = "/sys/fs/bpf";
 
 /// Root of vbr's pins: one directory per bridge.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/vbr";
+
+/// Creates `dir` and its missing parents readable and writable by root only: the pins inside
+/// are the bridges' whole state.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
 
 /// `/sys/fs/bpf/vbr/<bridge>`.
 pub fn bridge_dir(bridge: &str) -> PathBuf {
