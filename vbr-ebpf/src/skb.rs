@@ -35,13 +35,13 @@ pub fn handle_skb(ctx: &TcContext) -> (i32, Reason) {
     // SAFETY: a valid skb context.
     let ingress = unsafe { (*skb).ifindex };
     let Some(port) = PORTS.get_ptr(ingress) else {
-        return (TC_ACT_OK as i32, Reason::PassNotPort);
+        return (TC_ACT_OK, Reason::PassNotPort);
     };
     // SAFETY: the pointer comes from a successful map lookup.
     let port = unsafe { &*port };
     switch_skb(ctx, skb, ingress, port).unwrap_or_else(|reason| match reason {
-        Reason::PassLinkLocal => (TC_ACT_OK as i32, reason),
-        _ => (TC_ACT_SHOT as i32, reason),
+        Reason::PassLinkLocal => (TC_ACT_OK, reason),
+        _ => (TC_ACT_SHOT, reason),
     })
 }
 
@@ -88,7 +88,7 @@ fn switch_skb(
             if action != i64::from(TC_ACT_REDIRECT) {
                 return Err(Reason::DropRedirect);
             }
-            Ok((TC_ACT_REDIRECT as i32, Reason::Forwarded))
+            Ok((TC_ACT_REDIRECT, Reason::Forwarded))
         }
         Destination::Flood { missed } => {
             if missed {
@@ -100,7 +100,7 @@ fn switch_skb(
             stats::add(Direction::Flood, port.slot, frame.vid, len);
             flood(skb, &frame, port, ingress, (dst, src), len)?;
             // Every port got its copy; the original goes nowhere.
-            Ok((TC_ACT_SHOT as i32, Reason::Flooded))
+            Ok((TC_ACT_SHOT, Reason::Flooded))
         }
     }
 }
