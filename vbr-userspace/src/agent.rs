@@ -516,8 +516,9 @@ async fn serve_metrics(listener: TcpListener) {
             continue;
         };
         tokio::spawn(async move {
-            let mut request = [0u8; 1024];
-            let _ = stream.read(&mut request).await;
+            if read_request_head(&mut stream).await.is_err() {
+                return;
+            }
             let body = match metrics_text() {
                 Ok(body) => body,
                 Err(error) => format!("# error: {error:#}\n"),
@@ -529,6 +530,21 @@ async fn serve_metrics(listener: TcpListener) {
             let _ = stream.write_all(response.as_bytes()).await;
         });
     }
+}
+
+/// Reads an HTTP request up to its blank line (a client may send it in pieces); any request gets
+/// the metrics.
+async fn read_request_head(stream: &mut tokio::net::TcpStream) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !head.windows(4).any(|window| window == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        let read = stream.read(&mut buffer).await?;
+        if read == 0 {
+            break;
+        }
+        head.extend_from_slice(&buffer[..read]);
+    }
+    Ok(())
 }
 
 fn metrics_text() -> anyhow::Result<String> {

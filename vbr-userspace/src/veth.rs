@@ -76,7 +76,9 @@ async fn find_netns(handle: &rtnetlink::Handle, nsid: i32) -> anyhow::Result<Fil
         if !seen.insert((meta.dev(), meta.ino())) {
             continue;
         }
-        if nsid_of(handle, &file).await? == Some(nsid) {
+        // A file in /run/netns that `ip netns add` is still mounting (or `del` unmounting) is
+        // no namespace yet: the kernel refuses it, and it is not the one sought.
+        if nsid_of(handle, &file).await.ok().flatten() == Some(nsid) {
             return Ok(file);
         }
     }
