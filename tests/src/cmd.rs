@@ -68,7 +68,10 @@ pub fn show(cmd: &Command) -> String {
         .join(" ")
 }
 
-fn drain<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
+/// Reads `pipe` to its end on a thread of its own; the thread returns what it read.
+pub(crate) fn drain<R: std::io::Read + Send + 'static>(
+    pipe: Option<R>,
+) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut bytes = Vec::new();
         if let Some(mut pipe) = pipe {

@@ -19,6 +19,11 @@ use crate::netns::{self, Netns};
 /// ever seen, never answered.
 pub const ETHERTYPE_PROBE: u16 = 0x88b5;
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
+/// Where the priority code point and drop eligible indicator sit in an 802.1Q TCI; the VLAN id
+/// takes the low 12 bits.
+const TCI_PCP_SHIFT: u16 = 13;
+const TCI_DEI_SHIFT: u16 = 12;
+const TCI_VID_MASK: u16 = 0x0fff;
 const ETH_HEADER_LEN: usize = 14;
 const VLAN_HEADER_LEN: usize = 4;
 /// Shortest Ethernet payload; probes are padded to it so that nothing on the way pads them.
@@ -64,6 +69,12 @@ impl FromStr for Mac {
     }
 }
 
+/// An 802.1Q tag control information: priority code point (0-7), drop eligible indicator (0-1),
+/// VLAN id (0 for a priority tag).
+pub fn tci(pcp: u16, dei: u16, vid: u16) -> u16 {
+    (pcp & 0x7) << TCI_PCP_SHIFT | (dei & 0x1) << TCI_DEI_SHIFT | vid & TCI_VID_MASK
+}
+
 /// An Ethernet frame, with its 802.1Q tag (if any) as a field.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Frame {
@@ -97,12 +108,26 @@ impl Frame {
         }
     }
 
-    /// The same frame carrying an 802.1Q tag with VLAN id `vid`.
+    /// The same frame carrying an 802.1Q tag with VLAN id `vid` (priority 0).
     pub fn tagged(self, vid: u16) -> Self {
+        self.with_tci(tci(0, 0, vid))
+    }
+
+    /// The same frame carrying an 802.1Q tag with the full `tci` (see [`tci`]).
+    pub fn with_tci(self, tci: u16) -> Self {
         Self {
-            vlan_tci: Some(vid & 0x0fff),
+            vlan_tci: Some(tci),
             ..self
         }
+    }
+
+    /// Whether this frame is `probe` as a VLAN-aware switch may deliver it: equal but for the
+    /// 802.1Q tag, which may have been pushed, popped or kept.
+    pub fn is_copy_of(&self, probe: &Frame) -> bool {
+        Self {
+            vlan_tci: probe.vlan_tci,
+            ..self.clone()
+        } == *probe
     }
 
     /// The frame as it goes on the wire (without FCS).
@@ -216,6 +241,17 @@ impl Capture {
             .iter()
             .filter(|frame| *frame == probe)
             .count())
+    }
+
+    /// Waits for the capture to end and returns the 802.1Q tag (TCI, `None` when untagged) of each
+    /// copy of `probe` it received, tagged or not, in order of arrival.
+    pub fn tags_of(self, probe: &Frame) -> Result<Vec<Option<u16>>> {
+        Ok(self
+            .frames()?
+            .into_iter()
+            .filter(|frame| frame.is_copy_of(probe))
+            .map(|frame| frame.vlan_tci)
+            .collect())
     }
 }
 
@@ -435,6 +471,19 @@ mod tests {
         let tagged = probe.tagged(10);
         assert_eq!(&tagged.to_bytes()[12..16], &[0x81, 0x00, 0x00, 0x0a]);
         assert_eq!(Frame::parse(&tagged.to_bytes()), Some(tagged));
+    }
+
+    #[test]
+    fn tci_packs_priority_drop_eligibility_and_vid() {
+        assert_eq!(tci(5, 1, 20), 0xb014);
+        assert_eq!(tci(7, 0, 0), 0xe000);
+        assert_eq!(tci(0, 0, 4094), 0x0ffe);
+        let probe = Frame::probe(Mac::BROADCAST, Mac([2, 0, 0, 0, 0, 1]));
+        let tagged = probe.clone().with_tci(tci(5, 1, 20));
+        assert_eq!(&tagged.to_bytes()[12..16], &[0x81, 0x00, 0xb0, 0x14]);
+        assert!(tagged.is_copy_of(&probe) && probe.is_copy_of(&tagged));
+        let other = Frame::probe(Mac::BROADCAST, Mac([2, 0, 0, 0, 0, 1]));
+        assert!(!other.is_copy_of(&probe));
     }
 
     #[test]

@@ -5,19 +5,25 @@
 //! success, failure and panic alike. Needs root.
 
 pub mod agent;
+pub mod bpf;
 pub mod cli;
 pub mod cmd;
+pub mod config;
 pub mod frames;
 pub mod interrupt;
 pub mod lab;
+pub mod monitor;
 pub mod netns;
+pub mod xdp;
 
 use std::path::PathBuf;
 
 pub use agent::Agent;
 pub use cli::Cli;
+pub use config::{Bridge, BridgePort};
 pub use frames::{Capture, Frame, Mac};
-pub use lab::{Bridge, Host, Lab};
+pub use lab::{Host, Lab};
+pub use monitor::Monitor;
 pub use netns::Netns;
 
 /// Environment variable naming the vbr binary under test (`cargo xtask test` sets it).

@@ -92,6 +92,25 @@ impl Netns {
         Ok(self.link(ifname)?.get("xdp").is_some())
     }
 
+    /// The id of the XDP program attached to `ifname`, if any. Each load of a program gets a
+    /// fresh id, so a change tells that another program instance took over the interface.
+    pub fn xdp_prog_id(&self, ifname: &str) -> Result<Option<u32>> {
+        let link = self.link(ifname)?;
+        let Some(xdp) = link.get("xdp") else {
+            return Ok(None);
+        };
+        xdp["prog"]["id"]
+            .as_u64()
+            .and_then(|id| u32::try_from(id).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                anyhow!(
+                    "no program id in the XDP of {ifname} in {}: {xdp}",
+                    self.name
+                )
+            })
+    }
+
     /// A command that runs `program` inside the namespace via `ip netns exec`. Fine for host-side
     /// tools (ping, sysctl); not for vbr, which needs the root mount namespace: see [`crate::cli::Cli`].
     pub fn exec(&self, program: &str) -> Command {

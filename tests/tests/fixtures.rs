@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use vbr_tests::{Lab, Mac, require_root};
+use vbr_tests::{Capture, Lab, Mac, require_root};
 
 const CAPTURE: Duration = Duration::from_millis(800);
 
@@ -77,15 +77,34 @@ fn linux_bridge_forwards_pings_and_probes() {
     assert_eq!(on_h3.copies_of(&unicast).expect("h3 frames"), 0);
 
     let broadcast = h1.probe_to(Mac::BROADCAST);
-    let captures: Vec<_> = lab
-        .hosts()
-        .iter()
-        .map(|host| host.capture(CAPTURE).expect("capture"))
-        .collect();
-    h1.send(&broadcast).expect("send broadcast");
-    let copies: Vec<usize> = captures
+    let copies: Vec<usize> = lab
+        .capture_send(h1, &broadcast, CAPTURE)
+        .expect("send broadcast while capturing")
         .into_iter()
         .map(|capture| capture.copies_of(&broadcast).expect("frames"))
         .collect();
     assert_eq!(copies, [0, 1, 1], "broadcast copies seen on h1, h2, h3");
+}
+
+#[test]
+fn silent_lab_hosts_send_nothing_unprompted() {
+    require_root();
+    let lab = Lab::silent(2).expect("building the lab");
+    for host in lab.hosts() {
+        let shown = host
+            .netns
+            .ip(&["-o", "addr", "show", "dev", "eth0"])
+            .expect("ip addr");
+        assert!(!shown.contains("inet6"), "h{}: {shown}", host.index);
+    }
+    // What each switch port receives is what its host sends.
+    let captures: Vec<Capture> = lab
+        .hosts()
+        .iter()
+        .map(|host| Capture::start(lab.switch(), &host.port, CAPTURE).expect("capture"))
+        .collect();
+    for (host, capture) in lab.hosts().iter().zip(captures) {
+        let frames = capture.frames().expect("captured frames");
+        assert!(frames.is_empty(), "h{} sent {frames:#?}", host.index);
+    }
 }

@@ -12,13 +12,8 @@ const CAPTURE: Duration = Duration::from_millis(800);
 /// Sends `frame` from `sender` while every host of `lab` captures; returns the copies of it each
 /// host received (index 0 is h1). The sender's own transmission is not counted.
 fn copies_seen(lab: &Lab, sender: &Host, frame: &Frame) -> Vec<usize> {
-    let captures: Vec<_> = lab
-        .hosts()
-        .iter()
-        .map(|host| host.capture(CAPTURE).expect("starting a capture"))
-        .collect();
-    sender.send(frame).expect("sending the probe");
-    captures
+    lab.capture_send(sender, frame, CAPTURE)
+        .expect("sending the probe while every host captures")
         .into_iter()
         .map(|capture| capture.copies_of(frame).expect("capturing"))
         .collect()
