@@ -103,13 +103,11 @@ fn show(bridge: Option<&str>, json: bool) -> anyhow::Result<()> {
         }
     }
     rows.sort_by(|a, b| (&a.bridge, a.vlan, &a.mac).cmp(&(&b.bridge, b.vlan, &b.mac)));
-    if json {
-        println!("{}", serde_json::to_string(&rows)?);
-        return Ok(());
-    }
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|row| {
+    table::show(
+        json,
+        &rows,
+        &["BRIDGE", "MAC", "VLAN", "PORT", "TYPE", "AGE"],
+        |row| {
             vec![
                 row.bridge.clone(),
                 row.mac.clone(),
@@ -118,10 +116,8 @@ fn show(bridge: Option<&str>, json: bool) -> anyhow::Result<()> {
                 row.kind.to_owned(),
                 format!("{}s", row.age_s),
             ]
-        })
-        .collect();
-    table::print(&["BRIDGE", "MAC", "VLAN", "PORT", "TYPE", "AGE"], &cells);
-    Ok(())
+        },
+    )
 }
 
 fn add(entry: StaticEntry, replace: bool) -> anyhow::Result<()> {

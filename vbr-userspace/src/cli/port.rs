@@ -120,13 +120,13 @@ pub fn run(command: PortCommand, json: bool) -> anyhow::Result<()> {
             });
         }
     }
-    if json {
-        println!("{}", serde_json::to_string(&rows)?);
-        return Ok(());
-    }
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|row| {
+    table::show(
+        json,
+        &rows,
+        &[
+            "BRIDGE", "PORT", "IFINDEX", "MODE", "PVID", "TAGGED", "FLAGS", "STATE",
+        ],
+        |row| {
             vec![
                 row.bridge.clone(),
                 row.ifname.clone(),
@@ -140,15 +140,8 @@ pub fn run(command: PortCommand, json: bool) -> anyhow::Result<()> {
                     .map_or("-".to_owned(), |flags| flag_names(flags, row.uplink)),
                 row.state.to_owned(),
             ]
-        })
-        .collect();
-    table::print(
-        &[
-            "BRIDGE", "PORT", "IFINDEX", "MODE", "PVID", "TAGGED", "FLAGS", "STATE",
-        ],
-        &cells,
-    );
-    Ok(())
+        },
+    )
 }
 
 /// The flags that are on, as `bridge link show` names them.

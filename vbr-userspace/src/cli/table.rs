@@ -1,5 +1,20 @@
 //! Human output: left-aligned columns, as iproute2 prints them.
 
+/// Prints `rows` as a JSON array with `json`, else as a table of `headers` with `cells` of each.
+pub fn show<T: serde::Serialize>(
+    json: bool,
+    rows: &[T],
+    headers: &[&str],
+    cells: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(rows)?);
+    } else {
+        print(headers, &rows.iter().map(cells).collect::<Vec<_>>());
+    }
+    Ok(())
+}
+
 /// Prints `rows` under `headers`, each column as wide as its widest cell.
 pub fn print(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|header| header.len()).collect();

@@ -102,23 +102,14 @@ fn show(bridge: Option<&str>, json: bool) -> anyhow::Result<()> {
             });
         }
     }
-    if json {
-        println!("{}", serde_json::to_string(&rows)?);
-        return Ok(());
-    }
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|row| {
-            vec![
-                row.bridge.clone(),
-                row.ifname.clone(),
-                table::pvid(row.pvid),
-                table::vlan_ranges(&row.tagged),
-            ]
-        })
-        .collect();
-    table::print(&["BRIDGE", "PORT", "PVID", "TAGGED"], &cells);
-    Ok(())
+    table::show(json, &rows, &["BRIDGE", "PORT", "PVID", "TAGGED"], |row| {
+        vec![
+            row.bridge.clone(),
+            row.ifname.clone(),
+            table::pvid(row.pvid),
+            table::vlan_ranges(&row.tagged),
+        ]
+    })
 }
 
 /// Applies `edit` to the port's entry and writes it back in one map update, which the
