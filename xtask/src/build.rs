@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use crate::cmd;
 
 /// The workspace root: xtask sits one level below it.
-fn workspace_root() -> &'static Path {
+pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask's manifest folder is inside the workspace")

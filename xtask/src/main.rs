@@ -1,6 +1,7 @@
-//! `cargo xtask`: bootstraps the eBPF toolchain, then builds, runs or tests vbr.
+//! `cargo xtask`: bootstraps the eBPF toolchain, then builds, runs, tests or benchmarks vbr.
 //! Building the datapath itself is vbr-userspace/build.rs's job (aya-build); xtask only runs things.
 
+mod bench;
 mod bootstrap;
 mod build;
 mod cmd;
@@ -40,11 +41,19 @@ enum Task {
         #[arg(last = true)]
         args: Vec<OsString>,
     },
-    /// Run every test of the workspace as root (unit, datapath test-run and namespace tests)
+    /// Run every test of the workspace as root (unit, datapath test-run and namespace tests),
+    /// then check the forwarding bench (`bench --quick`)
     Test {
         /// Arguments for `cargo test`, after `--` (e.g. a test name filter)
         #[arg(last = true)]
         args: Vec<OsString>,
+    },
+    /// Benchmark vbr's forwarding against the Linux bridge and a bare XDP redirect, as root;
+    /// writes docs/benchmarks.md and docs/benchmarks.svg
+    Bench {
+        /// Only check that every variant forwards (seconds; measures and writes nothing)
+        #[arg(long)]
+        quick: bool,
     },
 }
 
@@ -56,5 +65,6 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Run { release, args } => run::vbr(release, &args),
         Task::Test { args } => test::workspace(&args),
+        Task::Bench { quick } => bench::run(quick),
     }
 }

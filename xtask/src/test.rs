@@ -1,10 +1,11 @@
-//! `cargo xtask test`: every test of the workspace, as root, against a freshly built vbr.
+//! `cargo xtask test`: every test of the workspace, as root, against a freshly built vbr, then
+//! the forwarding bench in its quick mode, so that the bench never rots.
 
 use std::ffi::OsString;
 
 use anyhow::{Context, Result};
 
-use crate::{bootstrap, build, cmd, root};
+use crate::{bench, bootstrap, build, cmd, root};
 
 pub fn workspace(args: &[OsString]) -> Result<()> {
     root::require("test")?;
@@ -13,7 +14,7 @@ pub fn workspace(args: &[OsString]) -> Result<()> {
     // vbr-ebpf is excluded: it is a no_main program for bpfel-unknown-none that cannot link for
     // the host; vbr-userspace's BPF_PROG_TEST_RUN tests exercise it as built by build.rs.
     // --no-fail-fast: one failing test binary must not hide the results of the others.
-    cmd::run(
+    let tests = cmd::run(
         build::cargo()
             .args([
                 "test",
@@ -25,5 +26,8 @@ pub fn workspace(args: &[OsString]) -> Result<()> {
             .args(args)
             .env("VBR_BIN", &vbr),
     )
-    .context("running the workspace's tests")
+    .context("running the workspace's tests");
+    // Run even when a test failed: its verdict is independent and worth having.
+    let bench = bench::forwarding(true);
+    tests.and(bench)
 }

@@ -7,16 +7,19 @@ use aya::{
     programs::{Program, ProgramInfo, Xdp},
     sys::Stats,
 };
-use vbr_common::{PROG_FLOOD_EGRESS, PROG_INGRESS, stats::Reason};
+use vbr_common::{PROG_EGRESS, PROG_INGRESS, stats::Reason};
 use vbr_tests::xdp::XdpMd;
 
 use crate::{
+    bench_abi::{PROG_REDIRECT, destination},
     measure::{self, Budget},
     rig::Rig,
     topology::Topology,
     variant::{Path, Variant},
     vbr_switch::VbrSwitch,
 };
+
+const XDP_REDIRECT: u32 = 4;
 
 /// Runs of one plain test run.
 const REPEAT: u32 = 1_000_000;
@@ -34,8 +37,9 @@ pub struct PathCost {
     pub test_run_ns: Option<f64>,
     /// From the kernel's run-time statistics (`kernel.bpf_stats_enabled`) over live traffic.
     pub live_ns: f64,
-    /// The same for `vbr_flood_egress`, per copy, on floods.
-    pub live_flood_egress_ns: Option<f64>,
+    /// The same for the egress devmap program, per frame it sends out (each flood copy, and each
+    /// unicast frame if the datapath runs it there too); `None` if it did not run.
+    pub live_egress_ns: Option<f64>,
 }
 
 /// Whether vbr leaves the frame's length unchanged on this path (no tag pushed or popped, and a
@@ -48,31 +52,51 @@ fn keeps_length(path: Path) -> bool {
 /// redirect is decided, not carried out). Checks that every run took the path.
 pub fn test_run(switch: &VbrSwitch, variant: &Variant, ingress: u32) -> Result<f64> {
     let frame = variant.frame(crate::frames::WIRE_SIZES[0]);
-    let ctx = XdpMd::arriving_on(ingress, frame.len());
     let program = xdp(switch.ebpf(), PROG_INGRESS)?;
     let reason = expected_reason(variant.path);
     let mut costs = Vec::with_capacity(TEST_RUNS);
     for _ in 0..TEST_RUNS {
         let before = switch.count(reason)?;
-        let mut out = vec![0; frame.len() + 64];
-        let result = program
-            .test_run(TestRunOptions {
-                data_in: Some(&frame),
-                data_out: Some(&mut out),
-                ctx_in: Some(ctx.as_bytes()),
-                repeat: REPEAT,
-                ..Default::default()
-            })
-            .with_context(|| format!("test run of {variant}"))?;
+        costs.push(mean_ns(program, &frame, ingress).with_context(|| format!("{variant}"))?);
         let took = switch.count(reason)? - before;
         ensure!(
             took == u64::from(REPEAT),
             "{variant}: {took} of {REPEAT} test runs counted as {reason:?}"
         );
-        // The kernel reports the mean time of one run.
-        costs.push(result.duration.as_nanos() as f64);
     }
     Ok(crate::report::median(&costs))
+}
+
+/// The ceiling's program (`bench_redirect`) in the same test run, for reference.
+pub fn ceiling(rig: &Rig, ingress: u32) -> Result<f64> {
+    let frame = crate::frames::udp(destination(0), None, crate::frames::WIRE_SIZES[0]);
+    let program = xdp(rig.ebpf(), PROG_REDIRECT)?;
+    let costs = (0..TEST_RUNS)
+        .map(|_| mean_ns(program, &frame, ingress))
+        .collect::<Result<Vec<f64>>>()?;
+    Ok(crate::report::median(&costs))
+}
+
+/// Mean time of one of `REPEAT` plain test runs of `program` on `frame`.
+fn mean_ns(program: &Xdp, frame: &[u8], ingress: u32) -> Result<f64> {
+    let ctx = XdpMd::arriving_on(ingress, frame.len());
+    let mut out = vec![0; frame.len() + 64];
+    let result = program
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ctx_in: Some(ctx.as_bytes()),
+            repeat: REPEAT,
+            ..Default::default()
+        })
+        .context("BPF_PROG_TEST_RUN")?;
+    ensure!(
+        result.return_value == XDP_REDIRECT,
+        "the program returned {} rather than XDP_REDIRECT",
+        result.return_value
+    );
+    // The kernel reports the mean time of one run, in whole nanoseconds.
+    Ok(result.duration.as_nanos() as f64)
 }
 
 /// The program cost of every vbr path at the smallest and largest FDB.
@@ -93,7 +117,7 @@ pub fn paths(
                 .transpose()?;
             rig.set_traffic(&frame, variant.destinations())?;
             let ingress = xdp(switch.ebpf(), PROG_INGRESS)?;
-            let egress = xdp(switch.ebpf(), PROG_FLOOD_EGRESS)?;
+            let egress = xdp(switch.ebpf(), PROG_EGRESS)?;
             let stats = aya::sys::enable_stats(Stats::RunTime)
                 .context("enabling the kernel's BPF run-time statistics")?;
             let (ingress_before, egress_before) = (ingress.info()?, egress.info()?);
@@ -110,10 +134,9 @@ pub fn paths(
             Ok(PathCost {
                 variant: *variant,
                 test_run_ns,
-                live_ns: per_run(&ingress_before, &ingress_after)?,
-                live_flood_egress_ns: matches!(variant.path, Path::Flood(_))
-                    .then(|| per_run(&egress_before, &egress_after))
-                    .transpose()?,
+                live_ns: per_run(&ingress_before, &ingress_after)
+                    .ok_or_else(|| anyhow!("{variant}: {PROG_INGRESS} did not run"))?,
+                live_egress_ns: per_run(&egress_before, &egress_after),
             })
         })?;
         costs.push(cost);
@@ -121,10 +144,10 @@ pub fn paths(
     Ok(costs)
 }
 
-fn per_run(before: &ProgramInfo, after: &ProgramInfo) -> Result<f64> {
+/// Mean run time between two looks at a program; `None` if it did not run in between.
+fn per_run(before: &ProgramInfo, after: &ProgramInfo) -> Option<f64> {
     let runs = after.run_count() - before.run_count();
-    ensure!(runs > 0, "the program did not run while statistics were on");
-    Ok((after.run_time() - before.run_time()).as_nanos() as f64 / runs as f64)
+    (runs > 0).then(|| (after.run_time() - before.run_time()).as_nanos() as f64 / runs as f64)
 }
 
 fn expected_reason(path: Path) -> Reason {

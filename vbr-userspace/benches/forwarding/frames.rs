@@ -2,8 +2,8 @@
 //! given length on the wire, untagged or with an 802.1Q tag.
 use vbr_common::vlan::ETH_P_8021Q;
 
-/// Source MAC of every generated frame; outside the range of `bench_abi::destination`.
-pub const SOURCE: [u8; 6] = [0x02, 0xbe, 0x0e, 0x00, 0x00, 0x01];
+use crate::bench_abi::SOURCE;
+
 pub const BROADCAST: [u8; 6] = [0xff; 6];
 
 /// Frame lengths as on a wire, FCS included (RFC 2544's convention); a veth carries no FCS.

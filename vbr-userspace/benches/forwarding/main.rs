@@ -27,8 +27,9 @@ mod vbr_switch;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, bail, ensure};
 use clap::Parser;
+use vbr_common::stats::Reason;
 use vbr_tests::interrupt;
 
 use crate::{
@@ -42,9 +43,9 @@ use crate::{
 };
 
 /// Rounds of a full run: each variant's rate is the median of this many measurements.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// Length of one measurement.
-const MEASURE_TIME: Duration = Duration::from_secs(1);
+const MEASURE_TIME: Duration = Duration::from_millis(600);
 /// Frames each variant sends in `--quick` mode.
 const QUICK_FRAMES: u32 = 10_000;
 
@@ -108,16 +109,31 @@ fn quick(
     vbr: &mut [VbrSwitch],
     variants: &[Variant],
 ) -> Result<()> {
+    let wire_size = frames::WIRE_SIZES[0];
     for variant in variants {
         stop_if_interrupted()?;
-        let sample = measure_one(
-            topology,
-            rig,
-            vbr,
-            variant,
-            frames::WIRE_SIZES[0],
-            Budget::Frames(QUICK_FRAMES),
-        )?;
+        let frame = variant.frame(wire_size);
+        let receivers = variant.receivers(topology);
+        let sample = variant.run(topology, rig, vbr, |rig, switch| {
+            rig.set_traffic(&frame, variant.destinations())?;
+            let reason = match variant.path {
+                Path::Flood(_) => Reason::Flooded,
+                _ => Reason::Forwarded,
+            };
+            let counted = |switch: Option<&VbrSwitch>| switch.map(|s| s.count(reason)).transpose();
+            let before = counted(switch)?;
+            let budget = Budget::Frames(QUICK_FRAMES);
+            let sample = measure::run(rig, &frame, &receivers, budget, topology.cpu)?;
+            // Where vbr forwards, it must also have counted every frame under the right reason.
+            if let (Some(before), Some(after)) = (before, counted(switch)?) {
+                ensure!(
+                    after - before == u64::from(QUICK_FRAMES),
+                    "{variant}: vbr counted {} of {QUICK_FRAMES} frames as {reason:?}",
+                    after - before
+                );
+            }
+            Ok(sample)
+        })?;
         measure::check(&sample, &variant.to_string())?;
         println!("ok: {variant}: {:?} of {QUICK_FRAMES}", sample.received);
     }
@@ -173,6 +189,7 @@ fn full(
         .collect();
     stop_if_interrupted()?;
     let costs = cost::paths(topology, rig, vbr, &cost_variants)?;
+    let ceiling_test_run_ns = cost::ceiling(rig, topology.ingress.ifindex)?;
     let memory = vbr
         .iter()
         .map(|switch| Ok((switch.entries, switch.capacity, switch.memory()?)))
@@ -182,6 +199,7 @@ fn full(
     Ok(Results {
         measured,
         costs,
+        ceiling_test_run_ns,
         memory,
         sizes,
         cpu: topology.cpu,

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use crate::{
-    report::{self, Results},
+    report::{self, Results, Series},
     variant::{FAN_OUTS, FDB_SIZES, fdb_label},
 };
 
@@ -24,7 +24,7 @@ struct Panel<'a> {
     title: &'a str,
     x_label: &'a str,
     categories: Vec<String>,
-    series: &'a [(String, Vec<f64>)],
+    series: &'a [Series],
     references: &'a [(String, f64)],
 }
 
@@ -86,12 +86,11 @@ fn panel(svg: &mut String, left: f64, panel: &Panel) -> Result<()> {
     )?;
     let mut tick = 0.0;
     while tick <= top + step / 2.0 {
+        let (line_y, text_x, text_y) = (y(tick), x0 - 6.0, y(tick) + 4.0);
+        let label = format!("{tick:.*}", decimals(step));
         writeln!(
             svg,
-            r##"<line x1="{x0}" x2="{x1}" y1="{0:.1}" y2="{0:.1}" stroke="#ddd"/><text x="{1}" y="{2:.1}" text-anchor="end">{tick}</text>"##,
-            y(tick),
-            x0 - 6.0,
-            y(tick) + 4.0
+            r##"<line x1="{x0}" x2="{x1}" y1="{line_y:.1}" y2="{line_y:.1}" stroke="#ddd"/><text x="{text_x}" y="{text_y:.1}" text-anchor="end">{label}</text>"##
         )?;
         tick += step;
     }
@@ -125,10 +124,10 @@ fn panel(svg: &mut String, left: f64, panel: &Panel) -> Result<()> {
     let mut legend = Vec::new();
     for (k, (label, rate)) in panel.references.iter().enumerate() {
         let dash = ["6,3", "2,3", "8,3,2,3"][k % 3];
+        let line_y = y(*rate);
         writeln!(
             svg,
-            r#"<line x1="{x0}" x2="{x1}" y1="{0:.1}" y2="{0:.1}" stroke="{GREY}" stroke-dasharray="{dash}"/>"#,
-            y(*rate)
+            r#"<line x1="{x0}" x2="{x1}" y1="{line_y:.1}" y2="{line_y:.1}" stroke="{GREY}" stroke-dasharray="{dash}"/>"#
         )?;
         legend.push((format!("{label} ({rate:.2})"), GREY, Some(dash)));
     }
@@ -159,16 +158,23 @@ fn panel(svg: &mut String, left: f64, panel: &Panel) -> Result<()> {
         let dash = dash.map_or(String::new(), |dash| {
             format!(r#" stroke-dasharray="{dash}""#)
         });
+        let (line_end, line_y, text_x) = (x0 + 24.0, ly - 4.0, x0 + 30.0);
         writeln!(
             svg,
-            r#"<line x1="{x0}" x2="{}" y1="{1:.1}" y2="{1:.1}" stroke="{colour}" stroke-width="2"{dash}/><text x="{}" y="{:.1}">{label}</text>"#,
-            x0 + 24.0,
-            ly - 4.0,
-            x0 + 30.0,
-            ly
+            r#"<line x1="{x0}" x2="{line_end}" y1="{line_y:.1}" y2="{line_y:.1}" stroke="{colour}" stroke-width="2"{dash}/><text x="{text_x}" y="{ly:.1}">{label}</text>"#
         )?;
     }
     Ok(())
+}
+
+/// Decimals that show every multiple of `step` exactly.
+fn decimals(step: f64) -> usize {
+    (0..4)
+        .find(|&d| {
+            let scaled = step * 10f64.powi(d as i32);
+            (scaled - scaled.round()).abs() < 1e-9
+        })
+        .unwrap_or(4)
 }
 
 /// A round step for about five gridlines up to `top`.

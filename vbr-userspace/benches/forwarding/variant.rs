@@ -90,13 +90,14 @@ impl Variant {
             );
             all.extend(FAN_OUTS.map(|n| Self::new(switch, Path::Flood(n))));
         }
-        let largest = Switch::Vbr {
-            fdb: FDB_SIZES[FDB_SIZES.len() - 1],
-        };
-        all.push(Self {
-            spread: false,
-            ..Self::new(largest, Path::Unicast)
-        });
+        // All traffic to one destination: what the FDB's size costs when the working set stays
+        // in cache.
+        for fdb in [FDB_SIZES[0], FDB_SIZES[FDB_SIZES.len() - 1]] {
+            all.push(Self {
+                spread: false,
+                ..Self::new(Switch::Vbr { fdb }, Path::Unicast)
+            });
+        }
         all
     }
 

@@ -9,7 +9,7 @@ use aya::{
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
 use vbr_common::{
-    MAX_FDB_ENTRIES, PROG_FLOOD_EGRESS, PROG_INGRESS,
+    MAX_FDB_ENTRIES, PROG_EGRESS, PROG_INGRESS,
     fdb::{FDB_F_STATIC, FdbEntry, FdbKey},
     map_names,
     port::{PORT_F_ATTACHED, PortInfo, PortMode},
@@ -56,7 +56,7 @@ impl VbrSwitch {
             .map_max_entries(map_names::FDB, capacity)
             .load(vbr::datapath::object())
             .context("loading vbr's datapath")?;
-        for name in [PROG_INGRESS, PROG_FLOOD_EGRESS] {
+        for name in [PROG_INGRESS, PROG_EGRESS] {
             program(&mut ebpf, name)?
                 .load()
                 .with_context(|| format!("loading {name}"))?;
@@ -67,6 +67,7 @@ impl VbrSwitch {
             ifindex: port.ifindex,
             flags: FDB_F_STATIC,
             last_seen_ns: 0,
+            moved_ns: 0,
         };
         for index in 0..entries {
             fdb.insert(FdbKey::new(destination(index), VID), entry, 0)
@@ -83,9 +84,7 @@ impl VbrSwitch {
 
     /// Makes `ports` (with their roles) the bridge's ports and attaches vbr to each.
     pub fn start(&mut self, ports: &[(&Iface, Role)]) -> Result<()> {
-        let flood_egress = program(&mut self.ebpf, PROG_FLOOD_EGRESS)?
-            .fd()?
-            .try_clone()?;
+        let egress = program(&mut self.ebpf, PROG_EGRESS)?.fd()?.try_clone()?;
         for (slot, (iface, role)) in ports.iter().enumerate() {
             let mut info = PortInfo::new(PortMode::XdpNative, slot as u16);
             info.flags = PORT_F_ATTACHED;
@@ -96,15 +95,9 @@ impl VbrSwitch {
             let mut infos: HashMap<_, u32, PortInfo> =
                 HashMap::try_from(map(&mut self.ebpf, map_names::PORTS)?)?;
             infos.insert(iface.ifindex, info, 0)?;
-            for (name, egress_program) in [
-                (map_names::EGRESS, None),
-                (map_names::FLOOD, Some(&flood_egress)),
-            ] {
-                let mut devmap = DevMapHash::try_from(map(&mut self.ebpf, name)?)?;
-                devmap
-                    .insert(iface.ifindex, iface.ifindex, egress_program, 0)
-                    .with_context(|| format!("adding {} to {name}", iface.name))?;
-            }
+            DevMapHash::try_from(map(&mut self.ebpf, map_names::EGRESS)?)?
+                .insert(iface.ifindex, iface.ifindex, Some(&egress), 0)
+                .with_context(|| format!("adding {} to the egress devmap", iface.name))?;
             self.ports.push(iface.ifindex);
         }
         for (iface, _) in ports {
@@ -125,9 +118,7 @@ impl VbrSwitch {
             let mut infos: HashMap<_, u32, PortInfo> =
                 HashMap::try_from(map(&mut self.ebpf, map_names::PORTS)?)?;
             infos.remove(&ifindex)?;
-            for name in [map_names::EGRESS, map_names::FLOOD] {
-                DevMapHash::try_from(map(&mut self.ebpf, name)?)?.remove(ifindex)?;
-            }
+            DevMapHash::try_from(map(&mut self.ebpf, map_names::EGRESS)?)?.remove(ifindex)?;
         }
         Ok(())
     }
