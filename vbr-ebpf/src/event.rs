@@ -13,7 +13,7 @@ pub fn emit(kind: EventKind, mac: [u8; 6], vlan: u16, ifindex: u32, old_ifindex:
     let budget = unsafe { &mut *budget };
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
-    if now.wrapping_sub(budget.window_start_ns) >= EVENT_WINDOW_NS {
+    if now.saturating_sub(budget.window_start_ns) >= EVENT_WINDOW_NS {
         budget.window_start_ns = now;
         budget.sent = 0;
     }

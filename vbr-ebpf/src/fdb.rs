@@ -38,7 +38,7 @@ pub fn learn(mac: [u8; 6], vlan: u16, ifindex: u32, port: &PortInfo) -> Result<(
     // SAFETY: the pointer comes from a successful map lookup.
     let entry = unsafe { &*entry };
     if entry.ifindex == ifindex {
-        if !entry.is_static() && now.wrapping_sub(entry.last_seen_ns) >= FDB_REFRESH_NS {
+        if !entry.is_static() && now.saturating_sub(entry.last_seen_ns) >= FDB_REFRESH_NS {
             write(key, ifindex, now, entry.moved_ns);
         }
         return Ok(());
@@ -46,7 +46,7 @@ pub fn learn(mac: [u8; 6], vlan: u16, ifindex: u32, port: &PortInfo) -> Result<(
     if entry.is_static() {
         return Err(Reason::DropSpoofed);
     }
-    if entry.moved_ns != 0 && now.wrapping_sub(entry.moved_ns) < FDB_MOVE_HOLD_NS {
+    if entry.moved_ns != 0 && now.saturating_sub(entry.moved_ns) < FDB_MOVE_HOLD_NS {
         event::emit(EventKind::Flapping, mac, vlan, ifindex, entry.ifindex);
         return Ok(());
     }

@@ -6,7 +6,7 @@ use vbr_common::{
     event::EventKind,
     port::{POLICY_HAIRPIN, PortInfo, PortMode},
     stats::Reason,
-    vlan::ETH_P_VBR_FLOOD,
+    vlan::{ETH_P_8021Q, ETH_P_VBR_FLOOD},
 };
 
 use crate::{
@@ -43,7 +43,11 @@ fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<(u32,
     if is_multicast(&src) || is_zero(&src) {
         return Err(Reason::DropInvalidSource);
     }
-    if ether_type == ETH_P_VBR_FLOOD {
+    // The flood mark never comes from outside: neither as the ethertype nor behind an 802.1Q
+    // tag, where egress would find it once the tag is popped.
+    if ether_type == ETH_P_VBR_FLOOD
+        || (ether_type == ETH_P_8021Q && parse::inner_ether_type(ctx) == Some(ETH_P_VBR_FLOOD))
+    {
         return Err(Reason::DropMalformed);
     }
     policy::link_local(&dst)?;

@@ -39,7 +39,9 @@ pub fn vbr_egress(ctx: XdpContext) -> u32 {
 #[classifier]
 pub fn vbr_tc_ingress(ctx: TcContext) -> i32 {
     let (action, reason) = skb::handle_skb(&ctx);
-    stats::count(reason);
+    if let Some(reason) = reason {
+        stats::count(reason);
+    }
     action
 }
 

@@ -41,6 +41,15 @@ pub fn vlan_tci(ctx: &XdpContext) -> Result<u16, Reason> {
     Ok(u16::from_be_bytes(unsafe { *tci }))
 }
 
+/// The ethertype behind an 802.1Q tag, if the frame is long enough to have one.
+#[inline(always)]
+pub fn inner_ether_type(ctx: &XdpContext) -> Option<u16> {
+    // SAFETY: ptr_at checked the bounds.
+    ptr_at::<[u8; 2]>(ctx, TCI_OFFSET + 2)
+        .ok()
+        .map(|inner| u16::from_be_bytes(unsafe { *inner }))
+}
+
 /// Group bit: broadcast and multicast addresses.
 #[inline(always)]
 pub fn is_multicast(mac: &[u8; 6]) -> bool {

@@ -75,7 +75,7 @@ pub fn storm_allows(port: &PortInfo) -> bool {
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let rate = u64::from(port.flood_rate);
-    let elapsed = now.wrapping_sub(bucket.refilled_ns).min(1_000_000_000);
+    let elapsed = now.saturating_sub(bucket.refilled_ns).min(1_000_000_000);
     // rate frames per second = rate milli-frames per millisecond.
     let refill = elapsed / 1_000_000 * rate;
     if refill > 0 {

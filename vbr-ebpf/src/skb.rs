@@ -13,7 +13,7 @@ use network_types::eth::EthHdr;
 use vbr_common::{
     MAX_SKB_FLOOD_PORTS,
     event::EventKind,
-    port::{POLICY_HAIRPIN, PortInfo},
+    port::{POLICY_HAIRPIN, PortInfo, PortMode},
     stats::Reason,
     vlan::{ETH_P_8021Q, ETH_P_VBR_FLOOD, VLAN_VID_MASK},
 };
@@ -28,21 +28,24 @@ use crate::{
     vlan::{self, Classified},
 };
 
-/// The TC action for the frame and the reason it is counted under.
+/// The TC action for the frame and the reason it is counted under; `None` for a frame native
+/// XDP already counted when it passed it up (a link-local frame for the host).
 #[inline(always)]
-pub fn handle_skb(ctx: &TcContext) -> (i32, Reason) {
+pub fn handle_skb(ctx: &TcContext) -> (i32, Option<Reason>) {
     let skb = ctx.skb.skb;
     // SAFETY: a valid skb context.
     let ingress = unsafe { (*skb).ifindex };
     let Some(port) = PORTS.get_ptr(ingress) else {
-        return (TC_ACT_OK, Reason::PassNotPort);
+        return (TC_ACT_OK, Some(Reason::PassNotPort));
     };
     // SAFETY: the pointer comes from a successful map lookup.
     let port = unsafe { &*port };
-    switch_skb(ctx, skb, ingress, port).unwrap_or_else(|reason| match reason {
-        Reason::PassLinkLocal => (TC_ACT_OK, reason),
-        _ => (TC_ACT_SHOT, reason),
-    })
+    match switch_skb(ctx, skb, ingress, port) {
+        Ok((action, reason)) => (action, Some(reason)),
+        Err(Reason::PassLinkLocal) if port.mode == PortMode::XdpNative as u8 => (TC_ACT_OK, None),
+        Err(Reason::PassLinkLocal) => (TC_ACT_OK, Some(Reason::PassLinkLocal)),
+        Err(reason) => (TC_ACT_SHOT, Some(reason)),
+    }
 }
 
 #[inline(always)]

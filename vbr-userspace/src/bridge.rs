@@ -347,9 +347,15 @@ impl Bridge {
                         .insert(port.ifindex, info, 0)
                         .with_context(|| format!("updating port {}", port.ifname))?;
                 }
-                _ => self.add_port(port, netlink).await.with_context(|| {
-                    format!("adding port {:?} to bridge {:?}", port.ifname, self.name)
-                })?,
+                unfinished => {
+                    if unfinished.is_some() {
+                        // An agent died while adding it: undo what it did, then add it afresh.
+                        self.remove_port(port.ifindex)?;
+                    }
+                    self.add_port(port, netlink).await.with_context(|| {
+                        format!("adding port {:?} to bridge {:?}", port.ifname, self.name)
+                    })?
+                }
             }
         }
         let skb_ports = self

@@ -377,12 +377,12 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text).map_err(|error| match error {
-            ConfigError::Parse { message, .. } => ConfigError::Parse {
-                path: path.display().to_string(),
-                message,
+        Self::parse(&text).map_err(|error| ConfigError::Parse {
+            path: path.display().to_string(),
+            message: match error {
+                ConfigError::Parse { message, .. } => message,
+                other => other.to_string(),
             },
-            other => other,
         })
     }
 
