@@ -455,8 +455,15 @@ impl Bridge {
             }
             DatapathMode::Tc => PortMode::Tc,
         };
-        if mode != PortMode::XdpGeneric {
-            self.attach_tc(port)?;
+        match mode {
+            PortMode::Tc => self.attach_tc(port)?,
+            // Without it (Linux < 6.6) the port still switches, but cannot reach skb-only ports.
+            PortMode::XdpNative => {
+                if let Err(error) = self.attach_tc(port) {
+                    tracing::warn!(port = %port.ifname, "no TC program beside native XDP: {error:#}");
+                }
+            }
+            PortMode::XdpGeneric => {}
         }
         Ok(mode)
     }
