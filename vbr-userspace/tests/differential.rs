@@ -19,6 +19,7 @@ mod model;
 use std::{
     cell::RefCell,
     collections::{BTreeMap, HashMap},
+    io::Write as _,
     mem::{size_of, size_of_val, zeroed},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     sync::atomic::{AtomicU32, Ordering},
@@ -1205,7 +1206,10 @@ fn differential(
     if let Err(error) = result {
         panic!("{name}: the datapath and the model disagree: {error}");
     }
-    println!(
+    // Straight to stderr, past the test harness's capture: the case count belongs in every run's
+    // output, not only with --nocapture.
+    let _ = writeln!(
+        std::io::stderr(),
         "{name}: {cases} cases, 0 mismatches, in {:.1?}",
         started.elapsed()
     );
