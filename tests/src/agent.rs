@@ -282,6 +282,22 @@ impl<'lab> Agent<'lab> {
         Ok(self.exit(status, started))
     }
 
+    /// Whether the agent is still running (it has not exited, crashed or been killed).
+    pub fn is_running(&mut self) -> Result<bool> {
+        Ok(self.try_wait()?.is_none())
+    }
+
+    /// Kills the agent with SIGKILL, as a crash or the OOM killer would: it gets no chance to
+    /// clean up. Returns how it ended (normally killed by the signal, or already exited).
+    pub fn kill(mut self) -> Result<Exit> {
+        let started = Instant::now();
+        let mut child = self.child.take().context("agent already stopped")?;
+        // SAFETY: kill(2) on the pid of our own child, which we have not reaped yet.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+        let status = child.wait().context("reaping the killed agent")?;
+        Ok(self.exit(status, started))
+    }
+
     fn exit(&self, status: ExitStatus, started: Instant) -> Exit {
         Exit {
             status,

@@ -36,6 +36,36 @@ pub struct Port {
     pub attached: bool,
 }
 
+/// One entry of `vbr port show -j` in any state, with the port's flags: unlike [`Port`], a
+/// hotplug port still waiting for its interface parses too (no ifindex, mode or flags yet).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct PortStatus {
+    pub bridge: String,
+    pub ifname: String,
+    pub ifindex: Option<u32>,
+    /// "xdp-native", "xdp-generic" or "tc".
+    pub mode: Option<String>,
+    pub attached: bool,
+    /// "attached", "detached" or "waiting".
+    pub state: String,
+    /// The bridge's uplink (private, vepa and passthru modes).
+    pub uplink: bool,
+    pub flags: Option<PortFlagsShown>,
+}
+
+/// A port's flags as `vbr port show -j` lists them.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub struct PortFlagsShown {
+    pub learning: bool,
+    pub flood: bool,
+    pub bcast_flood: bool,
+    pub mcast_flood: bool,
+    pub hairpin: bool,
+    pub isolated: bool,
+    pub max_learned: u32,
+    pub flood_rate: u32,
+}
+
 /// One entry of `vbr vlan show -j`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct PortVlans {
@@ -215,6 +245,23 @@ impl Cli {
     /// `vbr port show -j --bridge BRIDGE`
     pub fn port_show(&self, bridge: &str) -> Result<Vec<Port>> {
         self.json(&["port", "show", "-j", "--bridge", bridge])
+    }
+
+    /// `vbr port show -j --bridge BRIDGE`, every port in whatever state it is (see [`PortStatus`]).
+    pub fn port_status(&self, bridge: &str) -> Result<Vec<PortStatus>> {
+        self.json(&["port", "show", "-j", "--bridge", bridge])
+    }
+
+    /// `vbr port set IFNAME --FLAG VALUE ...`: `flags` are (flag, value) pairs such as
+    /// `("isolated", "on")` or `("max-learned", "3")`.
+    pub fn port_set(&self, ifname: &str, flags: &[(&str, &str)]) -> Result<()> {
+        let options: Vec<String> = flags.iter().map(|(flag, _)| format!("--{flag}")).collect();
+        let mut args = vec!["port", "set", ifname];
+        for (option, (_, value)) in options.iter().zip(flags) {
+            args.push(option);
+            args.push(value);
+        }
+        self.run(&args).map(drop)
     }
 
     /// `vbr vlan show -j --bridge BRIDGE`

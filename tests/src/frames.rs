@@ -396,7 +396,7 @@ fn auxdata(msg: &libc::msghdr) -> Option<libc::tpacket_auxdata> {
     None
 }
 
-fn packet_socket(protocol: u16) -> Result<OwnedFd> {
+pub(crate) fn packet_socket(protocol: u16) -> Result<OwnedFd> {
     // SAFETY: plain socket(2); the fd is owned right away.
     let fd = unsafe {
         libc::socket(
@@ -413,7 +413,7 @@ fn packet_socket(protocol: u16) -> Result<OwnedFd> {
 }
 
 /// A link-layer address for interface `ifname` of the calling thread's namespace.
-fn link_addr(ifname: &str, protocol: u16) -> Result<libc::sockaddr_ll> {
+pub(crate) fn link_addr(ifname: &str, protocol: u16) -> Result<libc::sockaddr_ll> {
     let name = CString::new(ifname).context("interface name")?;
     // SAFETY: name is a valid C string.
     let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };

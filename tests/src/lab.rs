@@ -371,6 +371,10 @@ impl Lab {
                 .iter()
                 .map(|&i| BridgePort::new(&self.host(i).port))
                 .collect(),
+            mode: None,
+            host_port: None,
+            max_learned: None,
+            link_local: None,
         }
     }
 

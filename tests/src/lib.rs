@@ -9,11 +9,14 @@ pub mod bpf;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod devices;
+pub mod flood;
 pub mod frames;
 pub mod interrupt;
 pub mod lab;
 pub mod monitor;
 pub mod netns;
+pub mod station;
 pub mod xdp;
 
 use std::path::PathBuf;
