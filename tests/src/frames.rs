@@ -380,7 +380,7 @@ fn receive(socket: &OwnedFd, buffer: &mut [u8]) -> Result<Option<Vec<u8>>> {
 }
 
 /// The PACKET_AUXDATA control message of a received frame.
-fn auxdata(msg: &libc::msghdr) -> Option<libc::tpacket_auxdata> {
+pub fn auxdata(msg: &libc::msghdr) -> Option<libc::tpacket_auxdata> {
     // SAFETY: msg was filled by recvmsg; the CMSG_* walk stays within msg_controllen.
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(msg);

@@ -45,6 +45,16 @@ impl Netns {
         Ok(netns)
     }
 
+    /// A namespace with a name unique to this process (`<prefix><pid>n<count>`), entered by the
+    /// calling thread, which must be one made for the purpose (a test's own thread is).
+    pub fn entered(prefix: &str) -> Result<Self> {
+        static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let count = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let netns = Self::new(&format!("{prefix}{:x}n{count}", std::process::id()))?;
+        enter(&netns.path())?;
+        Ok(netns)
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -5,11 +5,7 @@
 //!
 //! Each test builds its ports in a network namespace of its own and moves its thread there:
 //! test runs name their ingress by ifindex, which the kernel resolves in the caller's namespace.
-use std::{
-    mem,
-    sync::atomic::{AtomicU32, Ordering},
-    time::Duration,
-};
+use std::{mem, time::Duration};
 
 use aya::{
     Ebpf, TestRun as _, TestRunAttrs, TestRunOptions,
@@ -29,7 +25,7 @@ use vbr_common::{
     vlan::ETH_P_8021AD,
 };
 use vbr_tests::frames::tci;
-use vbr_tests::{Capture, Frame, Mac, Netns, netns};
+use vbr_tests::{Capture, Frame, Mac, Netns};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -93,15 +89,7 @@ impl Bridge {
 
     fn with_ports(vlans: &[Vlans]) -> Self {
         vbr_tests::require_root();
-        static BRIDGES: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "vd{:x}b{}",
-            std::process::id(),
-            BRIDGES.fetch_add(1, Ordering::Relaxed)
-        );
-        let netns = Netns::new(&name).expect("creating the test's namespace");
-        // The thread is the test's own and ends with it.
-        netns::enter(&netns.path()).expect("entering the test's namespace");
+        let netns = Netns::entered("vd").expect("creating and entering the test's namespace");
         let ports = (1..=vlans.len())
             .map(|i| {
                 let (port, far) = (format!("port{i}"), format!("far{i}"));

@@ -22,7 +22,6 @@ use std::{
     io::Write as _,
     mem::{size_of, size_of_val, zeroed},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
@@ -53,7 +52,7 @@ use vbr_common::{
     stats::{Reason, StormBucket},
     vlan::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_VBR_FLOOD},
 };
-use vbr_tests::{Netns, netns, xdp::XdpMd};
+use vbr_tests::{Netns, frames::auxdata, xdp::XdpMd};
 
 /// Cases of the plain-run property.
 const PLAIN_CASES: u32 = 100_000;
@@ -593,23 +592,6 @@ impl Tap {
     }
 }
 
-/// The PACKET_AUXDATA control message of a received frame.
-fn auxdata(msg: &libc::msghdr) -> Option<libc::tpacket_auxdata> {
-    // SAFETY: msg was filled by recvmsg; the CMSG_* walk stays within msg_controllen.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_PACKET && (*cmsg).cmsg_type == libc::PACKET_AUXDATA {
-                return Some(std::ptr::read_unaligned(
-                    libc::CMSG_DATA(cmsg).cast::<libc::tpacket_auxdata>(),
-                ));
-            }
-            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
-        }
-    }
-    None
-}
-
 /// One loaded program set with its maps and veth pairs, in a namespace of its own that the
 /// test's thread enters; cases reset the maps rather than reload.
 struct Bench {
@@ -638,15 +620,7 @@ struct Bench {
 impl Bench {
     fn new() -> Self {
         vbr_tests::require_root();
-        static BENCHES: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "vdiff{:x}b{}",
-            std::process::id(),
-            BENCHES.fetch_add(1, Ordering::Relaxed)
-        );
-        let netns = Netns::new(&name).expect("creating the bench's namespace");
-        // The thread is the test's own and ends with it.
-        netns::enter(&netns.path()).expect("entering the bench's namespace");
+        let netns = Netns::entered("vdf").expect("creating and entering the bench's namespace");
         // No IPv6 on the veths: nothing but the cases' frames reaches the far ends.
         for conf in ["all", "default"] {
             std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6"), "1")
