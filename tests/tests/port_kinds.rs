@@ -20,7 +20,7 @@ use vbr_tests::cli::{Cli, PortStatus};
 use vbr_tests::config::{BridgePort, DatapathMode, HostPort, config_toml};
 use vbr_tests::devices::{External, FarSide, Tap, add_macvlan, wait_until};
 use vbr_tests::station::{Expect, Station, assert_round};
-use vbr_tests::{Bridge, Lab, Mac, vbr_bin};
+use vbr_tests::{Bridge, Lab, Mac, Netns, vbr_bin};
 
 /// How long every station listens while a round of probes is sent: forwarding takes
 /// microseconds, this leaves slack for a loaded machine and a round of twenty sends.
@@ -309,4 +309,67 @@ fn a_missing_interface_without_hotplug_is_still_a_config_error() {
         &config_toml(std::slice::from_ref(&bridge)),
         &[&missing],
     );
+}
+
+/// A physical uplink is often both a bridge port and the lower device of macvlans given to
+/// containers. XDP on it must not switch away the frames meant for those macvlans: the agent
+/// keeps their MACs (whatever namespace they were moved to) as local entries, and frames for
+/// them go up the uplink's stack, where macvlan delivers them.
+#[test]
+fn an_uplink_port_keeps_its_macvlans_working() {
+    let vbr = vbr_bin();
+    let lab = Lab::new(1).expect("building the lab");
+    let switch = lab.switch();
+    let external = External::new(&lab, FarSide::Host).expect("building the uplink");
+    let container = Netns::new(&format!("{}c", lab.prefix())).expect("the container namespace");
+    let macvlan = format!("{}m", lab.prefix());
+    add_macvlan(switch, &macvlan, &external.port, "bridge").expect("adding the macvlan");
+    switch
+        .ip(&["link", "set", &macvlan, "netns", container.name()])
+        .expect("moving the macvlan into the container");
+    let macvlan_ip = Ipv4Addr::new(10, 77, lab.id(), 50);
+    container
+        .ip(&["addr", "add", &format!("{macvlan_ip}/24"), "dev", &macvlan])
+        .expect("addressing the macvlan");
+    container
+        .ip(&["link", "set", &macvlan, "up"])
+        .expect("bringing the macvlan up");
+    let macvlan_mac = container.link(&macvlan).expect("ip link")["address"]
+        .as_str()
+        .expect("the macvlan's MAC")
+        .to_owned();
+
+    let mut bridge = lab.bridge(&[1]);
+    bridge.ports.push(BridgePort::new(&external.port));
+    let agent =
+        Agent::start(&lab, &vbr, std::slice::from_ref(&bridge)).expect("starting the agent");
+    let local = wait_until(
+        "the macvlan's MAC as a local entry",
+        Duration::from_secs(3),
+        || {
+            let entries = agent.cli().fdb_show(&bridge.name)?;
+            Ok(entries
+                .into_iter()
+                .find(|entry| entry.mac == macvlan_mac && entry.kind == "local"))
+        },
+    )
+    .unwrap_or_else(|error| panic!("{error:#}"));
+    assert_eq!(local.port, external.port, "{local:?}");
+
+    let to_container = vbr_tests::devices::ping(&external.netns, macvlan_ip).expect("ping");
+    assert!(
+        to_container.success,
+        "external → macvlan:\n{}",
+        to_container.output
+    );
+    let to_host = vbr_tests::devices::ping(&external.netns, lab.host(1).ip).expect("ping");
+    assert!(
+        to_host.success,
+        "external → h1 through the bridge:\n{}",
+        to_host.output
+    );
+    let from_host = lab.host(1).ping(external.ip).expect("ping");
+    assert!(from_host.success, "h1 → external:\n{}", from_host.output);
+    let stats = agent.cli().stats(&bridge.name).expect("vbr stats");
+    assert!(stats.reasons["pass_to_stack"] > 0, "{stats:#?}");
 }

@@ -25,6 +25,9 @@ pub struct FdbEntry {
 
 /// Configured by the operator: never aged, never moved by learning.
 pub const FDB_F_STATIC: u32 = 1 << 0;
+/// The MAC belongs to a stack listening on its port (a macvlan of it, wherever it lives): frames
+/// for it that arrive on that port go up that port's stack. Kept by the agent, static.
+pub const FDB_F_LOCAL: u32 = 1 << 1;
 
 /// Learning rewrites an unchanged entry's timestamp at most this often: a write on every frame
 /// would bounce the entry's cache line between CPUs.
@@ -43,6 +46,10 @@ impl FdbKey {
 impl FdbEntry {
     pub const fn is_static(&self) -> bool {
         self.flags & FDB_F_STATIC != 0
+    }
+
+    pub const fn is_local(&self) -> bool {
+        self.flags & FDB_F_LOCAL != 0
     }
 }
 

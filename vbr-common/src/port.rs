@@ -59,6 +59,10 @@ pub const POLICY_VIA_UPLINK: u16 = 1 << 7;
 /// far side.
 pub const POLICY_PRIVATE: u16 = 1 << 8;
 
+/// Stacks listen on the port itself (macvlans of it): floods that arrive on it go up its stack
+/// too, so the datapath takes them on the skb path, which can both flood and pass.
+pub const POLICY_LOCAL_STACK: u16 = 1 << 9;
+
 /// The Linux bridge's defaults: learn, flood everything.
 pub const POLICY_DEFAULT: u16 =
     POLICY_LEARNING | POLICY_FLOOD | POLICY_BCAST_FLOOD | POLICY_MCAST_FLOOD;

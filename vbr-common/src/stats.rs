@@ -38,10 +38,12 @@ pub enum Reason {
     DropSpoofed = 15,
     /// Flooding beyond the ingress port's storm-control rate.
     DropStorm = 16,
+    /// For a stack listening on the port it came in on (a macvlan of it): passed up.
+    PassToStack = 17,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 17;
+    pub const COUNT: u32 = 18;
 
     pub const ALL: [Reason; Self::COUNT as usize] = [
         Self::Forwarded,
@@ -61,6 +63,7 @@ impl Reason {
         Self::PassLinkLocal,
         Self::DropSpoofed,
         Self::DropStorm,
+        Self::PassToStack,
     ];
 
     /// The name logs, `vbr stats` and the metrics print.
@@ -83,6 +86,7 @@ impl Reason {
             Self::PassLinkLocal => "pass_link_local",
             Self::DropSpoofed => "drop_spoofed",
             Self::DropStorm => "drop_storm",
+            Self::PassToStack => "pass_to_stack",
         }
     }
 }

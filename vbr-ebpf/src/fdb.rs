@@ -105,7 +105,7 @@ pub enum Destination {
 
 /// Looks the destination up (br_handle_frame_finish): multicast floods, a known unicast goes to
 /// its port, an unknown one floods, and one that lives behind the ingress port is dropped unless
-/// the port has hairpin on.
+/// the port has hairpin on — or passed up, when a stack listens for it on that port.
 #[inline(always)]
 pub fn destination(
     dst: [u8; 6],
@@ -119,10 +119,11 @@ pub fn destination(
     // SAFETY: the pointer comes from a successful map lookup.
     match FDB
         .get_ptr(FdbKey::new(dst, vlan))
-        .map(|entry| unsafe { (*entry).ifindex })
+        .map(|entry| unsafe { ((*entry).ifindex, (*entry).is_local()) })
     {
-        Some(egress) if egress == ingress && !hairpin => Err(Reason::DropSamePort),
-        Some(egress) => Ok(Destination::Port(egress)),
+        Some((egress, true)) if egress == ingress => Err(Reason::PassToStack),
+        Some((egress, _)) if egress == ingress && !hairpin => Err(Reason::DropSamePort),
+        Some((egress, _)) => Ok(Destination::Port(egress)),
         None => Ok(Destination::Flood { missed: true }),
     }
 }

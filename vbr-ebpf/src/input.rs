@@ -4,7 +4,7 @@
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use vbr_common::{
     event::EventKind,
-    port::{POLICY_HAIRPIN, PortInfo, PortMode},
+    port::{POLICY_HAIRPIN, POLICY_LOCAL_STACK, PortInfo, PortMode},
     stats::Reason,
     vlan::{ETH_P_8021Q, ETH_P_VBR_FLOOD},
 };
@@ -30,7 +30,9 @@ pub fn handle_frame(ctx: &XdpContext) -> (u32, Reason) {
     // SAFETY: the pointer comes from a successful map lookup.
     let port = unsafe { &*port };
     switch_frame(ctx, ingress, port).unwrap_or_else(|reason| match reason {
-        Reason::PassToSkb | Reason::PassLinkLocal => (xdp_action::XDP_PASS, reason),
+        Reason::PassToSkb | Reason::PassLinkLocal | Reason::PassToStack => {
+            (xdp_action::XDP_PASS, reason)
+        }
         _ => (xdp_action::XDP_DROP, reason),
     })
 }
@@ -71,11 +73,10 @@ fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<(u32,
         }
         Destination::Flood { missed } => {
             // SAFETY: the pointer comes from a successful map lookup.
-            if native
-                && INFO
-                    .get_ptr(0)
-                    .is_some_and(|info| unsafe { (*info).skb_ports } != 0)
-            {
+            let skb_ports = INFO
+                .get_ptr(0)
+                .is_some_and(|info| unsafe { (*info).skb_ports } != 0);
+            if (native && skb_ports) || port.has(POLICY_LOCAL_STACK) {
                 return Err(Reason::PassToSkb);
             }
             stats::add(Direction::Rx, port.slot, frame.vid, parse::len(ctx));

@@ -13,7 +13,7 @@ use network_types::eth::EthHdr;
 use vbr_common::{
     MAX_SKB_FLOOD_PORTS,
     event::EventKind,
-    port::{POLICY_HAIRPIN, PortInfo, PortMode},
+    port::{POLICY_HAIRPIN, POLICY_LOCAL_STACK, PortInfo, PortMode},
     stats::Reason,
     vlan::{ETH_P_8021Q, ETH_P_VBR_FLOOD, VLAN_VID_MASK},
 };
@@ -43,7 +43,7 @@ pub fn handle_skb(ctx: &TcContext) -> (i32, Option<Reason>) {
     match switch_skb(ctx, skb, ingress, port) {
         Ok((action, reason)) => (action, Some(reason)),
         Err(Reason::PassLinkLocal) if port.mode == PortMode::XdpNative as u8 => (TC_ACT_OK, None),
-        Err(Reason::PassLinkLocal) => (TC_ACT_OK, Some(Reason::PassLinkLocal)),
+        Err(reason @ (Reason::PassLinkLocal | Reason::PassToStack)) => (TC_ACT_OK, Some(reason)),
         Err(reason) => (TC_ACT_SHOT, Some(reason)),
     }
 }
@@ -102,8 +102,15 @@ fn switch_skb(
             }
             stats::add(Direction::Flood, port.slot, frame.vid, len);
             flood(skb, &frame, port, ingress, (dst, src), len)?;
-            // Every port got its copy; the original goes nowhere.
-            Ok((TC_ACT_SHOT, Reason::Flooded))
+            if !port.has(POLICY_LOCAL_STACK) {
+                // Every port got its copy; the original goes nowhere.
+                return Ok((TC_ACT_SHOT, Reason::Flooded));
+            }
+            // The stacks listening on the port (its macvlans) get the original, as it came.
+            if !c_tag {
+                vlan_pop(skb)?;
+            }
+            Ok((TC_ACT_OK, Reason::Flooded))
         }
     }
 }

@@ -107,6 +107,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             _ = ageing.tick() => {
                 agent.age();
                 agent.rebuild_unpinned().await;
+                agent.sync_listeners().await;
             }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
@@ -180,6 +181,7 @@ impl Agent {
         }
         self.drop_stale_host_ports(&config).await;
         self.config = config;
+        self.sync_listeners().await;
         self.publish_agent_events();
         Ok(())
     }
@@ -371,6 +373,16 @@ impl Agent {
             }
         }
         self.publish_agent_events();
+    }
+
+    /// Follows the stacks that listen on the ports (macvlans of them): no event tells when one
+    /// comes up in another namespace, so this runs with the ageing, every second.
+    async fn sync_listeners(&mut self) {
+        for bridge in self.bridges.values_mut() {
+            if let Err(error) = bridge.sync_listeners(&self.netlink).await {
+                tracing::warn!(bridge = %bridge.name, "following the ports' listeners: {error:#}");
+            }
+        }
     }
 
     /// Rebuilds the bridges whose pins someone removed by hand: removing them detached their

@@ -26,11 +26,12 @@ use vbr_common::{
     BRIDGE_LEARNED_SLOT, MAX_PORTS, PROG_EGRESS, PROG_INGRESS, PROG_TC_INGRESS,
     bridge::{BridgeInfo, LinkLocal},
     event::EventKind,
+    fdb::{FdbEntry, FdbKey},
     map_names,
     port::{
         POLICY_BCAST_FLOOD, POLICY_FLOOD, POLICY_HAIRPIN, POLICY_ISOLATED, POLICY_LEARNING,
-        POLICY_MCAST_FLOOD, POLICY_PRIVATE, POLICY_UPLINK, POLICY_VIA_UPLINK, PORT_F_ATTACHED,
-        PORT_F_RESTORE_RXVLAN, PortInfo, PortMode,
+        POLICY_LOCAL_STACK, POLICY_MCAST_FLOOD, POLICY_PRIVATE, POLICY_UPLINK, POLICY_VIA_UPLINK,
+        PORT_F_ATTACHED, PORT_F_RESTORE_RXVLAN, PVID_NONE, PortInfo, PortMode,
     },
     stats::Counters,
 };
@@ -40,7 +41,7 @@ use crate::{
     ethtool,
     event::Event,
     fdb::Fdb,
-    layout, netdev, paths,
+    layout, listeners, netdev, paths,
     paths::LinkKind,
     pinned, veth,
 };
@@ -84,7 +85,8 @@ impl Port {
         }
         info.pvid = fresh.pvid;
         info.vlans = fresh.vlans;
-        info.policy = self.policy;
+        // The listeners' bit follows the port's stacks, not its config.
+        info.policy = self.policy | (info.policy & POLICY_LOCAL_STACK);
         info.max_learned = self.max_learned;
         info.flood_rate = self.flood_rate;
     }
@@ -463,7 +465,12 @@ impl Bridge {
                     tracing::warn!(port = %port.ifname, "no TC program beside native XDP: {error:#}");
                 }
             }
-            PortMode::XdpGeneric => {}
+            // Its floods for listening stacks take the skb path.
+            PortMode::XdpGeneric => {
+                if let Err(error) = self.attach_tc(port) {
+                    tracing::warn!(port = %port.ifname, "no TC program beside generic XDP: {error:#}");
+                }
+            }
         }
         Ok(mode)
     }
@@ -583,6 +590,51 @@ impl Bridge {
         counts
             .set(BRIDGE_LEARNED_SLOT, learned.values().sum::<u64>(), 0)
             .context("writing the bridge's learned count")
+    }
+
+    /// Makes the local entries of every port those of the stacks listening on it (macvlans of
+    /// it): static entries that send frames for them up the port's stack, and the port's
+    /// `POLICY_LOCAL_STACK` bit, so that its floods reach them too.
+    pub async fn sync_listeners(&mut self, netlink: &rtnetlink::Handle) -> anyhow::Result<()> {
+        let ports = self.port_infos()?;
+        let mut listened =
+            listeners::listened_macs(netlink, &ports.keys().copied().collect()).await?;
+        let local: Vec<(FdbKey, FdbEntry)> = self
+            .fdb
+            .entries()?
+            .into_iter()
+            .filter(|(_, entry)| entry.is_local())
+            .collect();
+        for (ifindex, mut info) in ports {
+            let macs = listened.remove(&ifindex).unwrap_or_default();
+            let vid = info.pvid;
+            for (key, entry) in &local {
+                if entry.ifindex == ifindex && (key.vlan != vid || !macs.contains(&key.mac)) {
+                    let _ = self.fdb.delete(key);
+                }
+            }
+            if vid != PVID_NONE {
+                for mac in &macs {
+                    let key = FdbKey::new(*mac, vid);
+                    let present = local.iter().any(|(k, e)| *k == key && e.ifindex == ifindex);
+                    if !present {
+                        self.fdb.add_local(key, ifindex)?;
+                    }
+                }
+            }
+            let wanted = if macs.is_empty() {
+                0
+            } else {
+                POLICY_LOCAL_STACK
+            };
+            if info.policy & POLICY_LOCAL_STACK != wanted {
+                info.policy = (info.policy & !POLICY_LOCAL_STACK) | wanted;
+                self.ports_map()?
+                    .insert(ifindex, info, 0)
+                    .context("updating the port's listeners bit")?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the bridge's pins are still there (someone may have removed them by hand).

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use aya::maps::{HashMap, MapData, MapError};
-use vbr_common::fdb::{FDB_F_STATIC, FdbEntry, FdbKey};
+use vbr_common::fdb::{FDB_F_LOCAL, FDB_F_STATIC, FdbEntry, FdbKey};
 
 /// BPF_NOEXIST: `bpf_map_update_elem` fails if the key is present.
 const BPF_NOEXIST: u64 = 1;
@@ -43,6 +43,19 @@ impl Fdb {
             }
             Err(error) => Err(error).context("writing the fdb map"),
         }
+    }
+
+    /// Adds (or refreshes) the local entry of a stack listening on port `ifindex`.
+    pub fn add_local(&mut self, key: FdbKey, ifindex: u32) -> anyhow::Result<()> {
+        let entry = FdbEntry {
+            ifindex,
+            flags: FDB_F_STATIC | FDB_F_LOCAL,
+            last_seen_ns: monotonic_now_ns(),
+            moved_ns: 0,
+        };
+        self.0
+            .insert(key, entry, 0)
+            .context("writing a local entry to the fdb map")
     }
 
     /// Removes an entry, static or learned; returns it.

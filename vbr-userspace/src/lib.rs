@@ -12,6 +12,7 @@ pub mod fdb;
 pub mod host_port;
 pub mod layout;
 pub mod link_watch;
+pub mod listeners;
 pub mod mac;
 pub mod netdev;
 pub mod notify;

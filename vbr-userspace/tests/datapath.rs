@@ -15,11 +15,11 @@ use aya::{
 use vbr_common::{
     DEFAULT_VLAN, PROG_EGRESS, PROG_INGRESS,
     bridge::{BridgeInfo, LinkLocal},
-    fdb::{FDB_F_STATIC, FdbEntry, FdbKey},
+    fdb::{FDB_F_LOCAL, FDB_F_STATIC, FdbEntry, FdbKey},
     map_names,
     port::{
         POLICY_BCAST_FLOOD, POLICY_FLOOD, POLICY_HAIRPIN, POLICY_ISOLATED, POLICY_LEARNING,
-        PORT_F_ATTACHED, PVID_NONE, PortInfo, PortMode,
+        POLICY_LOCAL_STACK, PORT_F_ATTACHED, PVID_NONE, PortInfo, PortMode,
     },
     stats::Reason,
     vlan::ETH_P_8021AD,
@@ -713,4 +713,38 @@ fn floods_stay_inside_their_vlan_tagged_per_port() {
             ..from_trunk
         }
     );
+}
+
+#[test]
+fn frames_for_a_stack_listening_on_their_port_go_up_it() {
+    let mut bridge = Bridge::new();
+    let port0 = bridge.port(0);
+    let mut fdb: HashMap<_, FdbKey, FdbEntry> =
+        HashMap::try_from(bridge.ebpf.map_mut(map_names::FDB).unwrap()).unwrap();
+    let local = FdbEntry {
+        ifindex: port0,
+        flags: FDB_F_STATIC | FDB_F_LOCAL,
+        last_seen_ns: 0,
+        moved_ns: 0,
+    };
+    fdb.insert(FdbKey::new(MAC_C.0, DEFAULT_VLAN), local, 0)
+        .unwrap();
+    let (verdict, _) = bridge.run(0, &probe(MAC_C, MAC_A));
+    assert_eq!(
+        verdict, XDP_PASS,
+        "a macvlan of port 0 gets it from port 0's stack"
+    );
+    assert_eq!(bridge.count(Reason::PassToStack), 1);
+    let (verdict, _) = bridge.run(1, &probe(MAC_C, MAC_B));
+    assert_eq!(
+        verdict, XDP_REDIRECT,
+        "from elsewhere it goes out of port 0"
+    );
+    bridge.set_port(0, |info| info.policy |= POLICY_LOCAL_STACK);
+    let (verdict, _) = bridge.run(0, &probe(Mac::BROADCAST, MAC_A));
+    assert_eq!(
+        verdict, XDP_PASS,
+        "floods take the skb path, which also passes them up"
+    );
+    assert_eq!(bridge.count(Reason::PassToSkb), 1);
 }

@@ -93,7 +93,9 @@ fn show(bridge: Option<&str>, json: bool) -> anyhow::Result<()> {
                 mac: MacAddr(key.mac).to_string(),
                 vlan: key.vlan,
                 port: netdev::name(entry.ifindex).unwrap_or_else(|_| format!("#{}", entry.ifindex)),
-                kind: if entry.is_static() {
+                kind: if entry.is_local() {
+                    "local"
+                } else if entry.is_static() {
                     "static"
                 } else {
                     "learned"
