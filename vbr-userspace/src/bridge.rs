@@ -29,9 +29,7 @@ use vbr_common::{
     fdb::{FdbEntry, FdbKey},
     map_names,
     port::{
-        POLICY_BCAST_FLOOD, POLICY_FLOOD, POLICY_HAIRPIN, POLICY_ISOLATED, POLICY_LEARNING,
-        POLICY_LOCAL_STACK, POLICY_MCAST_FLOOD, POLICY_PRIVATE, POLICY_UPLINK, POLICY_VIA_UPLINK,
-        PORT_F_ATTACHED, PORT_F_RESTORE_RXVLAN, PVID_NONE, PortInfo, PortMode,
+        POLICY_LOCAL_STACK, PORT_F_ATTACHED, PORT_F_RESTORE_RXVLAN, PVID_NONE, PortInfo, PortMode,
     },
     stats::Counters,
 };
@@ -43,7 +41,7 @@ use crate::{
     fdb::Fdb,
     layout, listeners, netdev, paths,
     paths::LinkKind,
-    pinned, veth,
+    pinned, port_policy, veth,
 };
 
 /// A configured port with its interface resolved.
@@ -70,7 +68,7 @@ impl Port {
             tagged: config.tagged.clone(),
             mode: config.mode,
             uplink: config.uplink,
-            policy: policy(bridge_mode, config.uplink, &config.flags),
+            policy: port_policy::encode(bridge_mode, config.uplink, &config.flags),
             max_learned: config.flags.max_learned,
             flood_rate: config.flags.flood_rate,
         }
@@ -90,62 +88,6 @@ impl Port {
         info.max_learned = self.max_learned;
         info.flood_rate = self.flood_rate;
     }
-}
-
-/// The `POLICY_*` bits of a port: its flags, and what the bridge's macvlan-like mode makes of
-/// an uplink and of the other ports.
-pub fn policy(mode: BridgeMode, uplink: bool, flags: &PortFlags) -> u16 {
-    let policy = flag_bits(flags)
-        .iter()
-        .filter(|(set, _)| *set)
-        .fold(0, |policy, (_, bit)| policy | bit);
-    policy
-        | match (mode, uplink) {
-            (BridgeMode::Bridge, _) => 0,
-            (BridgeMode::Private, true) => POLICY_UPLINK | POLICY_PRIVATE,
-            (BridgeMode::Private, false) => POLICY_VIA_UPLINK | POLICY_PRIVATE,
-            (BridgeMode::Vepa | BridgeMode::Passthru, true) => POLICY_UPLINK,
-            (BridgeMode::Vepa | BridgeMode::Passthru, false) => POLICY_VIA_UPLINK,
-        }
-}
-
-/// Each flag with its `POLICY_*` bit.
-fn flag_bits(flags: &PortFlags) -> [(bool, u16); 6] {
-    [
-        (flags.learning, POLICY_LEARNING),
-        (flags.flood, POLICY_FLOOD),
-        (flags.bcast_flood, POLICY_BCAST_FLOOD),
-        (flags.mcast_flood, POLICY_MCAST_FLOOD),
-        (flags.hairpin, POLICY_HAIRPIN),
-        (flags.isolated, POLICY_ISOLATED),
-    ]
-}
-
-/// The flags a port's entry carries.
-pub fn flags_of(info: &PortInfo) -> PortFlags {
-    PortFlags {
-        learning: info.has(POLICY_LEARNING),
-        flood: info.has(POLICY_FLOOD),
-        bcast_flood: info.has(POLICY_BCAST_FLOOD),
-        mcast_flood: info.has(POLICY_MCAST_FLOOD),
-        hairpin: info.has(POLICY_HAIRPIN),
-        isolated: info.has(POLICY_ISOLATED),
-        max_learned: info.max_learned,
-        flood_rate: info.flood_rate,
-    }
-}
-
-/// Sets the flag bits of `info` to `flags`, keeping the mode's bits.
-pub fn set_flags(info: &mut PortInfo, flags: &PortFlags) {
-    for (set, bit) in flag_bits(flags) {
-        if set {
-            info.policy |= bit;
-        } else {
-            info.policy &= !bit;
-        }
-    }
-    info.max_learned = flags.max_learned;
-    info.flood_rate = flags.flood_rate;
 }
 
 /// The ports of a bridge's config, resolved against the interfaces that exist now.
@@ -746,35 +688,4 @@ pub fn destroy_pinned(name: &str) -> anyhow::Result<()> {
         bail!("no bridge {name:?}");
     }
     fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flags_survive_the_round_trip_and_modes_add_their_bits() {
-        let flags = PortFlags {
-            learning: false,
-            hairpin: true,
-            max_learned: 7,
-            ..PortFlags::default()
-        };
-        let mut info = PortInfo::new(PortMode::XdpNative, 0);
-        info.policy = policy(BridgeMode::Private, false, &flags);
-        info.max_learned = flags.max_learned;
-        assert_eq!(flags_of(&info), flags);
-        assert!(info.has(POLICY_VIA_UPLINK) && info.has(POLICY_PRIVATE));
-        set_flags(&mut info, &PortFlags::default());
-        assert!(info.has(POLICY_LEARNING) && !info.has(POLICY_HAIRPIN));
-        assert!(info.has(POLICY_VIA_UPLINK), "the mode's bits stay");
-        assert_eq!(
-            policy(BridgeMode::Vepa, true, &flags) & POLICY_UPLINK,
-            POLICY_UPLINK
-        );
-        assert_eq!(
-            policy(BridgeMode::Bridge, false, &flags) & POLICY_VIA_UPLINK,
-            0
-        );
-    }
 }

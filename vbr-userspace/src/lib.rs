@@ -18,5 +18,6 @@ pub mod netdev;
 pub mod notify;
 pub mod paths;
 pub mod pinned;
+pub mod port_policy;
 pub mod stats;
 pub mod veth;

@@ -3,11 +3,11 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, builder::BoolishValueParser};
 use serde::Serialize;
 use vbr::{
-    bridge,
     config::PortFlags,
     control::{self, Request},
     netdev,
     pinned::PinnedBridge,
+    port_policy,
 };
 use vbr_common::port::{POLICY_UPLINK, PVID_NONE, PortMode};
 
@@ -98,7 +98,7 @@ pub fn run(command: PortCommand, json: bool) -> anyhow::Result<()> {
                     "detached"
                 },
                 uplink: info.has(POLICY_UPLINK),
-                flags: Some(bridge::flags_of(&info)),
+                flags: Some(port_policy::decode(&info)),
             });
         }
     }
@@ -182,7 +182,7 @@ fn set(change: SetFlags) -> anyhow::Result<()> {
     let mut info = bridge
         .port(ifindex)
         .with_context(|| format!("{} is not a port of bridge {}", change.ifname, bridge.name))?;
-    let mut flags = bridge::flags_of(&info);
+    let mut flags = port_policy::decode(&info);
     for (value, flag) in [
         (change.learning, &mut flags.learning),
         (change.flood, &mut flags.flood),
@@ -201,7 +201,7 @@ fn set(change: SetFlags) -> anyhow::Result<()> {
     if let Some(flood_rate) = change.flood_rate {
         flags.flood_rate = flood_rate;
     }
-    bridge::set_flags(&mut info, &flags);
+    port_policy::set_flags(&mut info, &flags);
     bridge
         .ports
         .insert(ifindex, info, 0)
