@@ -11,6 +11,10 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::{Cli, Event};
 use crate::cmd;
+use crate::frames::Mac;
+
+/// How long [`Monitor::wait_listening`] waits for each fresh entry's event.
+const LISTEN_POLL: Duration = Duration::from_millis(200);
 
 /// A running `vbr monitor -j`.
 pub struct Monitor {
@@ -43,6 +47,37 @@ impl Monitor {
             stderr,
             seen: Vec::new(),
         })
+    }
+
+    /// Waits until the monitor listens: the agent only relays events to a monitor from the
+    /// moment it accepted it, so static entries (fresh MACs `02:00:00:ed:<tag>:<n>` behind
+    /// `port`) are added until one's "added" event shows up; returns that MAC.
+    pub fn wait_listening(
+        &mut self,
+        cli: &Cli,
+        bridge: &str,
+        port: &str,
+        tag: u8,
+        timeout: Duration,
+    ) -> Result<Mac> {
+        let deadline = Instant::now() + timeout;
+        for attempt in 1..=u8::MAX {
+            let mac = Mac([0x02, 0, 0, 0xed, tag, attempt]);
+            cli.fdb_add(bridge, mac, port)?;
+            let added = self.wait_for("added", LISTEN_POLL, |event| {
+                event.event == "added" && event.mac == mac.to_string()
+            });
+            if added.is_ok() {
+                return Ok(mac);
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        bail!(
+            "vbr monitor saw no event {timeout:?} after it started: {:#?}",
+            self.events()
+        )
     }
 
     /// The first event (seen before or arriving within `timeout`) that `wanted` accepts, and

@@ -476,30 +476,6 @@ fn a_static_mac_spoofed_from_another_port_is_dropped() {
         .expect("h1 -> h2 and h3 -> h1 after the spoofing");
 }
 
-/// Waits until `monitor` listens: the agent only relays events to a monitor from the moment it
-/// accepted it, so static entries (fresh MACs behind `port`) are added until one's "added" event
-/// shows up.
-fn wait_listening(monitor: &mut Monitor, cli: &Cli, bridge: &str, port: &str, lab_id: u8) {
-    let deadline = Instant::now() + SETTLE;
-    for attempt in 1..=u8::MAX {
-        let mac = Mac([0x02, 0, 0, 0xed, lab_id, attempt]);
-        cli.fdb_add(bridge, mac, port).expect("vbr fdb add");
-        let added = monitor.wait_for("added", POLL * 10, |event| {
-            event.event == "added" && event.mac == mac.to_string()
-        });
-        if added.is_ok() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-    }
-    panic!(
-        "vbr monitor saw no event {SETTLE:?} after it started: {:#?}",
-        monitor.events()
-    );
-}
-
 #[test]
 fn a_flapping_mac_is_held_on_one_port() {
     /// How long a MAC that moved stays put (FDB_MOVE_HOLD_NS).
@@ -514,7 +490,9 @@ fn a_flapping_mac_is_held_on_one_port() {
     let cli = agent.cli();
     let name = bridge.name.as_str();
     let mut monitor = Monitor::start(cli).expect("starting vbr monitor");
-    wait_listening(&mut monitor, cli, name, &lab.host(3).port, lab.id());
+    monitor
+        .wait_listening(cli, name, &lab.host(3).port, lab.id(), SETTLE)
+        .expect("vbr monitor listening");
 
     let wanderer = Mac([0x02, 0, 0, 0xee, lab.id(), 0x0f]);
     let text = wanderer.to_string();

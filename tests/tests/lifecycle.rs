@@ -377,14 +377,9 @@ fn ageing_forgets_a_silent_host_and_keeps_a_static_entry() {
     let mut monitor = Monitor::start(cli).expect("starting vbr monitor");
 
     // The static entry's "added" event also tells that the monitor is listening.
-    let pinned = Mac([0x02, 0, 0, 0xee, lab.id(), 0x01]);
-    cli.fdb_add(&bridge.name, pinned, &h2.port)
-        .expect("vbr fdb add");
-    monitor
-        .wait_for("added", SETTLE, |event| {
-            event.event == "added" && event.mac == pinned.to_string()
-        })
-        .expect("the static entry's event");
+    let pinned = monitor
+        .wait_listening(cli, &bridge.name, &h2.port, lab.id(), SETTLE)
+        .expect("vbr monitor listening");
 
     let sent = Instant::now();
     h1.send(&h1.probe_to(Mac::BROADCAST))
