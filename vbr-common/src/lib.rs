@@ -59,10 +59,12 @@ pub const DEFAULT_VLAN: u16 = 1;
 
 /// Version of the pinned maps' layout: a pinned bridge with another version is refused rather
 /// than misread. Bump it whenever a shared type or a map's definition changes.
-pub const MAP_LAYOUT_VERSION: u32 = 7;
+pub const MAP_LAYOUT_VERSION: u32 = 8;
 
 /// Maximum number of ports in one bridge (sizes the `ports`, `egress` and `port_stats` maps).
-pub const MAX_PORTS: u32 = 1024;
+/// A flood walks every bucket of the `egress` devmap (devmap.c, dev_map_enqueue_multi), so this
+/// bounds the cost of each flood: at 1024 the walk cost more than the copies themselves.
+pub const MAX_PORTS: u32 = 256;
 
 /// The skb path floods to the ports in the first this many counter slots: a bounded loop.
 pub const MAX_SKB_FLOOD_PORTS: u32 = 64;
