@@ -74,6 +74,17 @@ impl Port {
         }
     }
 
+    /// Whether a port attached in `mode` is what the port's config asks for.
+    fn runs_in(&self, mode: u8) -> bool {
+        let wanted = match self.mode {
+            DatapathMode::Auto => return true,
+            DatapathMode::Xdp => PortMode::XdpNative,
+            DatapathMode::XdpGeneric => PortMode::XdpGeneric,
+            DatapathMode::Tc => PortMode::Tc,
+        };
+        mode == wanted as u8
+    }
+
     /// The port's config (VLANs, flags) applied to `info`, keeping its mode, slot and state.
     fn apply_config(&self, info: &mut PortInfo) {
         let mut fresh = PortInfo::new(PortMode::XdpNative, info.slot);
@@ -185,7 +196,6 @@ impl Bridge {
             }
             Err(error) => return Err(error),
         };
-        bridge.configure(config);
         let result = async {
             if adopting {
                 bridge.adopt_ports()?;
@@ -225,19 +235,21 @@ impl Bridge {
         let fdb = Fdb::new(
             HashMap::try_from(take_map(&mut ebpf, map_names::FDB)?).context("opening the fdb")?,
         );
-        Ok(Self {
+        let mut bridge = Self {
             name: config.name.clone(),
-            ageing_time: Duration::from_secs(config.ageing_time),
-            max_learned: config.max_learned,
+            ageing_time: Duration::ZERO,
+            max_learned: 0,
             link_local: LinkLocal::Drop,
             pin_dir,
             ebpf,
             fdb,
             events: Vec::new(),
-        })
+        };
+        bridge.configure(config);
+        Ok(bridge)
     }
 
-    /// Moves every pinned link and flood entry onto this agent's programs, atomically.
+    /// Moves every pinned link and devmap entry onto this agent's programs, atomically.
     fn adopt_ports(&mut self) -> anyhow::Result<()> {
         for (ifindex, info) in self.port_infos()? {
             if info.is_attached() {
@@ -284,16 +296,17 @@ impl Bridge {
         }
         for port in ports {
             match current.get(&port.ifindex) {
-                Some(info) if info.is_attached() => {
+                Some(info) if info.is_attached() && port.runs_in(info.mode) => {
                     let mut info = *info;
                     port.apply_config(&mut info);
                     self.ports_map()?
                         .insert(port.ifindex, info, 0)
                         .with_context(|| format!("updating port {}", port.ifname))?;
                 }
-                unfinished => {
-                    if unfinished.is_some() {
-                        // An agent died while adding it: undo what it did, then add it afresh.
+                stale => {
+                    if stale.is_some() {
+                        // An agent died while adding it, or its mode changed: undo what was
+                        // done, then add it afresh.
                         self.remove_port(port.ifindex)?;
                     }
                     self.add_port(port, netlink).await.with_context(|| {
