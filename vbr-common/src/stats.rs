@@ -95,6 +95,7 @@ impl Reason {
 /// by `PortInfo::slot`) and `vlan_stats` (indexed by VID) arrays.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize))]
 pub struct Counters {
     /// Received (ports: every frame in; VLANs: frames classified into the VLAN).
     pub rx_frames: u64,

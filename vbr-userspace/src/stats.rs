@@ -31,38 +31,14 @@ pub struct PortStats {
     pub ifname: String,
     pub ifindex: u32,
     #[serde(flatten)]
-    pub counters: CountersJson,
+    pub counters: Counters,
 }
 
 #[derive(Debug, Serialize)]
 pub struct VlanStats {
     pub vid: u16,
     #[serde(flatten)]
-    pub counters: CountersJson,
-}
-
-/// `Counters` with names for JSON.
-#[derive(Debug, Serialize)]
-pub struct CountersJson {
-    pub rx_frames: u64,
-    pub rx_bytes: u64,
-    pub tx_frames: u64,
-    pub tx_bytes: u64,
-    pub flood_frames: u64,
-    pub flood_bytes: u64,
-}
-
-impl From<Counters> for CountersJson {
-    fn from(c: Counters) -> Self {
-        Self {
-            rx_frames: c.rx_frames,
-            rx_bytes: c.rx_bytes,
-            tx_frames: c.tx_frames,
-            tx_bytes: c.tx_bytes,
-            flood_frames: c.flood_frames,
-            flood_bytes: c.flood_bytes,
-        }
-    }
+    pub counters: Counters,
 }
 
 /// Reads the counters of `bridge`, summed over CPUs.
@@ -85,7 +61,7 @@ pub fn collect(bridge: &PinnedBridge) -> anyhow::Result<BridgeStats> {
         ports.push(PortStats {
             ifname: netdev::name(ifindex).unwrap_or_else(|_| format!("#{ifindex}")),
             ifindex,
-            counters: sum(values).into(),
+            counters: sum(values),
         });
     }
     let mut vlans = Vec::new();
@@ -94,10 +70,7 @@ pub fn collect(bridge: &PinnedBridge) -> anyhow::Result<BridgeStats> {
             .get(&u32::from(vid), 0)
             .context("reading VLAN counters")?);
         if counters != Counters::default() {
-            vlans.push(VlanStats {
-                vid,
-                counters: counters.into(),
-            });
+            vlans.push(VlanStats { vid, counters });
         }
     }
     let mut reasons = BTreeMap::new();
@@ -115,8 +88,8 @@ pub fn collect(bridge: &PinnedBridge) -> anyhow::Result<BridgeStats> {
     })
 }
 
-/// One named counter of `CountersJson`.
-type CounterField = fn(&CountersJson) -> u64;
+/// One named counter of `Counters`.
+type CounterField = fn(&Counters) -> u64;
 
 /// The Prometheus text exposition of `bridges`.
 pub fn prometheus(bridges: &[BridgeStats]) -> String {
@@ -130,30 +103,32 @@ pub fn prometheus(bridges: &[BridgeStats]) -> String {
         ("flood_bytes", |c| c.flood_bytes),
     ];
     for (field, value) in fields {
-        let _ = writeln!(text, "# TYPE vbr_port_{field}_total counter");
-        for bridge in bridges {
-            for port in &bridge.ports {
-                let _ = writeln!(
-                    text,
-                    "vbr_port_{field}_total{{bridge=\"{}\",port=\"{}\"}} {}",
-                    bridge.bridge,
-                    port.ifname,
-                    value(&port.counters)
-                );
-            }
-        }
-        let _ = writeln!(text, "# TYPE vbr_vlan_{field}_total counter");
-        for bridge in bridges {
-            for vlan in &bridge.vlans {
-                let _ = writeln!(
-                    text,
-                    "vbr_vlan_{field}_total{{bridge=\"{}\",vlan=\"{}\"}} {}",
-                    bridge.bridge,
-                    vlan.vid,
-                    value(&vlan.counters)
-                );
-            }
-        }
+        let ports = bridges.iter().flat_map(|bridge| {
+            bridge
+                .ports
+                .iter()
+                .map(move |port| (bridge, port.ifname.clone(), &port.counters))
+        });
+        series(
+            &mut text,
+            &format!("vbr_port_{field}_total"),
+            "port",
+            ports,
+            value,
+        );
+        let vlans = bridges.iter().flat_map(|bridge| {
+            bridge
+                .vlans
+                .iter()
+                .map(move |vlan| (bridge, vlan.vid.to_string(), &vlan.counters))
+        });
+        series(
+            &mut text,
+            &format!("vbr_vlan_{field}_total"),
+            "vlan",
+            vlans,
+            value,
+        );
     }
     let _ = writeln!(text, "# TYPE vbr_frames_total counter");
     for bridge in bridges {
@@ -166,4 +141,23 @@ pub fn prometheus(bridges: &[BridgeStats]) -> String {
         }
     }
     text
+}
+
+/// One counter `metric` with a `label` per item, after its TYPE line.
+fn series<'a>(
+    text: &mut String,
+    metric: &str,
+    label: &str,
+    items: impl Iterator<Item = (&'a BridgeStats, String, &'a Counters)>,
+    value: CounterField,
+) {
+    let _ = writeln!(text, "# TYPE {metric} counter");
+    for (bridge, name, counters) in items {
+        let _ = writeln!(
+            text,
+            "{metric}{{bridge=\"{}\",{label}=\"{name}\"}} {}",
+            bridge.bridge,
+            value(counters)
+        );
+    }
 }

@@ -1,5 +1,6 @@
 //! `vbr stats`.
 use vbr::{pinned::PinnedBridge, stats};
+use vbr_common::stats::Counters;
 
 use super::table;
 
@@ -14,7 +15,7 @@ pub fn run(bridge: Option<&str>, json: bool) -> anyhow::Result<()> {
     }
     for bridge in &all {
         println!("bridge {}", bridge.bridge);
-        let counters = |c: &stats::CountersJson| {
+        let counters = |c: &Counters| {
             [
                 c.rx_frames,
                 c.rx_bytes,
