@@ -307,7 +307,7 @@ fn capture(
             continue;
         }
         if let Some(bytes) =
-            receive(&socket, &mut buffer).with_context(|| format!("capturing on {ifname}"))?
+            receive(&socket, &mut buffer, 0).with_context(|| format!("capturing on {ifname}"))?
             && let Some(frame) = Frame::parse(&bytes)
         {
             frames.push(frame);
@@ -338,9 +338,14 @@ fn readable(socket: &OwnedFd, timeout: Duration) -> Result<bool> {
     }
 }
 
-/// Reads one frame; `None` for a frame the interface sent rather than received. A VLAN tag the
-/// kernel moved out of band (PACKET_AUXDATA) is put back, so the frame reads as it was on the wire.
-fn receive(socket: &OwnedFd, buffer: &mut [u8]) -> Result<Option<Vec<u8>>> {
+/// Reads one frame from an AF_PACKET socket with PACKET_AUXDATA on, with `recvmsg` `flags`;
+/// `None` for a frame the interface sent rather than received. A VLAN tag the kernel moved out
+/// of band is put back, so the frame reads as it was on the wire.
+pub fn receive(
+    socket: &OwnedFd,
+    buffer: &mut [u8],
+    flags: libc::c_int,
+) -> std::io::Result<Option<Vec<u8>>> {
     // SAFETY: all-zero is a valid sockaddr_ll and msghdr.
     let mut from: libc::sockaddr_ll = unsafe { zeroed() };
     let mut control = [0u64; 16];
@@ -356,9 +361,9 @@ fn receive(socket: &OwnedFd, buffer: &mut [u8]) -> Result<Option<Vec<u8>>> {
     msg.msg_control = control.as_mut_ptr().cast();
     msg.msg_controllen = size_of_val(&control);
     // SAFETY: msg points at buffers that live across the call.
-    let len = unsafe { libc::recvmsg(socket.as_raw_fd(), &raw mut msg, 0) };
+    let len = unsafe { libc::recvmsg(socket.as_raw_fd(), &raw mut msg, flags) };
     if len < 0 {
-        return Err(std::io::Error::last_os_error().into());
+        return Err(std::io::Error::last_os_error());
     }
     if from.sll_pkttype == libc::PACKET_OUTGOING {
         return Ok(None);
@@ -380,7 +385,7 @@ fn receive(socket: &OwnedFd, buffer: &mut [u8]) -> Result<Option<Vec<u8>>> {
 }
 
 /// The PACKET_AUXDATA control message of a received frame.
-pub fn auxdata(msg: &libc::msghdr) -> Option<libc::tpacket_auxdata> {
+fn auxdata(msg: &libc::msghdr) -> Option<libc::tpacket_auxdata> {
     // SAFETY: msg was filled by recvmsg; the CMSG_* walk stays within msg_controllen.
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(msg);

@@ -32,6 +32,24 @@ pub use netns::Netns;
 /// Environment variable naming the vbr binary under test (`cargo xtask test` sets it).
 pub const VBR_BIN_ENV: &str = "VBR_BIN";
 
+/// Polls `done` every `poll` until it holds or `timeout` passes; whether it held.
+pub fn poll_until(
+    timeout: std::time::Duration,
+    poll: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(poll);
+    }
+}
+
 /// Panics (the test fails, never skips) unless the process is root.
 pub fn require_root() {
     // SAFETY: geteuid cannot fail.

@@ -28,20 +28,6 @@ const SETTLE: Duration = Duration::from_secs(5);
 /// takes a little more.
 const REBUILT_WITHIN: Duration = Duration::from_secs(2);
 
-/// Polls `done` until it holds or `timeout` passes; whether it held.
-fn wait_until(timeout: Duration, poll: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(poll);
-    }
-}
-
 /// The names in `bridge`'s `links/` pin folder (`<ifindex>` for XDP, `<ifindex>-tc` for TC);
 /// empty if there is none.
 fn links(bridge: &str) -> BTreeSet<String> {
@@ -161,12 +147,16 @@ fn an_agent_killed_while_applying_its_config_is_followed_by_one_that_converges()
                 thread::sleep(delay);
                 true
             }
-            KillAt::PinsAppear => wait_until(READY_TIMEOUT, Duration::from_millis(1), || {
-                pin_dir(&name).exists()
-            }),
-            KillAt::Links(count) => wait_until(READY_TIMEOUT, Duration::from_millis(1), || {
-                links(&name).len() >= count
-            }),
+            KillAt::PinsAppear => {
+                vbr_tests::poll_until(READY_TIMEOUT, Duration::from_millis(1), || {
+                    pin_dir(&name).exists()
+                })
+            }
+            KillAt::Links(count) => {
+                vbr_tests::poll_until(READY_TIMEOUT, Duration::from_millis(1), || {
+                    links(&name).len() >= count
+                })
+            }
         };
         let running = agent.is_running().expect("polling the agent");
         let exit = agent.kill().expect("killing the agent");
@@ -269,7 +259,7 @@ fn a_port_deleted_under_traffic_is_taken_out_of_its_bridge() {
         ..bridge.clone()
     });
     assert!(
-        wait_until(SETTLE, POLL, || ports_shown(&cli, &bridge.name)
+        vbr_tests::poll_until(SETTLE, POLL, || ports_shown(&cli, &bridge.name)
             == remaining),
         "ports {SETTLE:?} after h3's was deleted: {:#?}\n{}",
         cli.port_show(&bridge.name),
@@ -327,7 +317,7 @@ fn pins_removed_by_hand_are_noticed_and_the_bridge_rebuilt() {
     let pins = pin_dir(&bridge.name);
     fs::remove_dir_all(&pins).expect("removing the bridge's pins");
     let removed = Instant::now();
-    let rebuilt = wait_until(REBUILT_WITHIN * 2, POLL, || {
+    let rebuilt = vbr_tests::poll_until(REBUILT_WITHIN * 2, POLL, || {
         pins.join("info").exists()
             && links(&bridge.name) == expected
             && cli

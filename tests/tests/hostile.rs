@@ -29,18 +29,9 @@ const ETHERTYPE_LLDP: u16 = 0x88cc;
 const ETHERTYPE_RESERVED: u16 = 0x88b6;
 const ETHERTYPE_8021AD: u16 = 0x88a8;
 
-/// Polls `done` until it holds or `timeout` passes; whether it held.
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(POLL);
-    }
+/// Polls `done` every `POLL` until it holds or `timeout` passes; whether it held.
+fn wait_until(timeout: Duration, done: impl FnMut() -> bool) -> bool {
+    vbr_tests::poll_until(timeout, POLL, done)
 }
 
 /// `pairs` as the map `BridgeStats::reasons_since` gives, for comparisons.

@@ -37,18 +37,9 @@ const VLAN_DEFAULT: u16 = 1;
 /// A VLAN no port of the stats test carries.
 const VLAN_ABSENT: u16 = 30;
 
-/// Polls `done` until it holds or `timeout` passes; whether it held.
-fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(POLL);
-    }
+/// Polls `done` every `POLL` until it holds or `timeout` passes; whether it held.
+fn wait_until(timeout: Duration, done: impl FnMut() -> bool) -> bool {
+    vbr_tests::poll_until(timeout, POLL, done)
 }
 
 /// The id of the XDP program on each port of `bridge`, in the bridge's order.

@@ -52,7 +52,7 @@ use vbr_common::{
     stats::{Reason, StormBucket},
     vlan::{ETH_P_8021AD, ETH_P_8021Q, ETH_P_VBR_FLOOD},
 };
-use vbr_tests::{Netns, frames::auxdata, xdp::XdpMd};
+use vbr_tests::{Netns, frames, xdp::XdpMd};
 
 /// Cases of the plain-run property.
 const PLAIN_CASES: u32 = 100_000;
@@ -545,50 +545,19 @@ impl Tap {
             return None;
         }
         let mut buffer = vec![0u8; TAP_SNAPLEN];
-        let mut control = [0u64; 16];
-        // SAFETY: all-zero is a valid sockaddr_ll and msghdr.
-        let mut from: libc::sockaddr_ll = unsafe { zeroed() };
-        let mut iov = libc::iovec {
-            iov_base: buffer.as_mut_ptr().cast(),
-            iov_len: buffer.len(),
-        };
-        // SAFETY: as above.
-        let mut msg: libc::msghdr = unsafe { zeroed() };
-        msg.msg_name = (&raw mut from).cast();
-        msg.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        msg.msg_iov = &raw mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = size_of_val(&control);
-        // SAFETY: msg points at buffers that live across the call.
-        let len = unsafe { libc::recvmsg(self.0.as_raw_fd(), &raw mut msg, libc::MSG_DONTWAIT) };
-        if len < 0 {
-            let error = std::io::Error::last_os_error();
-            assert!(
-                matches!(
-                    error.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
-                ),
-                "reading a far end: {error}"
-            );
-            return None;
+        match frames::receive(&self.0, &mut buffer, libc::MSG_DONTWAIT) {
+            Ok(frame) => frame,
+            Err(error) => {
+                assert!(
+                    matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                    ),
+                    "reading a far end: {error}"
+                );
+                None
+            }
         }
-        if from.sll_pkttype == libc::PACKET_OUTGOING {
-            return None;
-        }
-        buffer.truncate(len as usize);
-        if let Some(aux) = auxdata(&msg)
-            && aux.tp_status & libc::TP_STATUS_VLAN_VALID != 0
-        {
-            let tpid = if aux.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 {
-                aux.tp_vlan_tpid
-            } else {
-                ETH_P_8021Q
-            };
-            let tag = [tpid.to_be_bytes(), aux.tp_vlan_tci.to_be_bytes()].concat();
-            buffer.splice(12..12, tag);
-        }
-        Some(buffer)
     }
 }
 
