@@ -10,6 +10,7 @@ pub mod ethtool;
 pub mod event;
 pub mod fdb;
 pub mod host_port;
+pub mod kernel_bridge;
 pub mod layout;
 pub mod link_watch;
 pub mod listeners;
