@@ -18,7 +18,8 @@ pub struct BridgeInfo {
     pub max_learned: u32,
     /// A `LinkLocal` value: what happens to 01:80:c2:00:00:0x frames (STP, LACP, LLDP...).
     pub link_local: u32,
-    pub _pad: u32,
+    /// Ifindex of the Linux bridge this one accelerates (`[[accelerate]]`); 0 for a vbr bridge.
+    pub accelerates: u32,
 }
 
 /// What the bridge does with link-local frames (01:80:c2:00:00:00–0f), which 802.1D bridges

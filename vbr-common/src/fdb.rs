@@ -28,6 +28,9 @@ pub const FDB_F_STATIC: u32 = 1 << 0;
 /// The MAC belongs to a stack listening on its port (a macvlan of it, wherever it lives): frames
 /// for it that arrive on that port go up that port's stack. Kept by the agent, static.
 pub const FDB_F_LOCAL: u32 = 1 << 1;
+/// Mirrored from the Linux bridge vbr accelerates: the kernel learns, moves and ages it; the fast
+/// path only stamps `last_seen_ns`, for the agent to refresh the kernel's entry.
+pub const FDB_F_MIRRORED: u32 = 1 << 2;
 
 /// Learning rewrites an unchanged entry's timestamp at most this often: a write on every frame
 /// would bounce the entry's cache line between CPUs.
@@ -50,6 +53,10 @@ impl FdbEntry {
 
     pub const fn is_local(&self) -> bool {
         self.flags & FDB_F_LOCAL != 0
+    }
+
+    pub const fn is_mirrored(&self) -> bool {
+        self.flags & FDB_F_MIRRORED != 0
     }
 }
 

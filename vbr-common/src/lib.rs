@@ -50,6 +50,10 @@ pub const PROG_INGRESS: &str = "vbr_ingress";
 /// (the port's VLAN policy and flags) and lets unicast frames, finished at ingress, pass.
 pub const PROG_EGRESS: &str = "vbr_egress";
 
+/// Name of the XDP program attached to the ports of a Linux bridge vbr accelerates: known
+/// unicast in XDP, everything else to the kernel bridge.
+pub const PROG_ACCEL: &str = "vbr_accel";
+
 /// Name of the TC (clsact ingress) program: the skb path, for ports XDP cannot serve and for
 /// frames native XDP hands over.
 pub const PROG_TC_INGRESS: &str = "vbr_tc_ingress";
@@ -59,7 +63,7 @@ pub const DEFAULT_VLAN: u16 = 1;
 
 /// Version of the pinned maps' layout: a pinned bridge with another version is refused rather
 /// than misread. Bump it whenever a shared type or a map's definition changes.
-pub const MAP_LAYOUT_VERSION: u32 = 8;
+pub const MAP_LAYOUT_VERSION: u32 = 9;
 
 /// Maximum number of ports in one bridge (sizes the `ports`, `egress` and `port_stats` maps).
 /// A flood walks every bucket of the `egress` devmap (devmap.c, dev_map_enqueue_multi), so this

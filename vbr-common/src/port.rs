@@ -63,6 +63,13 @@ pub const POLICY_PRIVATE: u16 = 1 << 8;
 /// too, so the datapath takes them on the skb path, which can both flood and pass.
 pub const POLICY_LOCAL_STACK: u16 = 1 << 9;
 
+/// A port of an accelerated Linux bridge that forwards (STP state forwarding, up, not locked):
+/// the fast path carries its known unicast. Without it every frame goes to the kernel bridge.
+pub const POLICY_ACCEL_FORWARDING: u16 = 1 << 10;
+/// A port of an accelerated Linux bridge with VLAN filtering on: its frames are classified by
+/// the port's PVID and member VLANs, as vbr's own ports are.
+pub const POLICY_ACCEL_VLAN: u16 = 1 << 11;
+
 /// The Linux bridge's defaults: learn, flood everything.
 pub const POLICY_DEFAULT: u16 =
     POLICY_LEARNING | POLICY_FLOOD | POLICY_BCAST_FLOOD | POLICY_MCAST_FLOOD;

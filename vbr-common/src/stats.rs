@@ -40,10 +40,13 @@ pub enum Reason {
     DropStorm = 16,
     /// For a stack listening on the port it came in on (a macvlan of it): passed up.
     PassToStack = 17,
+    /// Left to the Linux bridge vbr accelerates: not known unicast between forwarding ports, or
+    /// anything the fast path is unsure of.
+    PassToBridge = 18,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 18;
+    pub const COUNT: u32 = 19;
 
     pub const ALL: [Reason; Self::COUNT as usize] = [
         Self::Forwarded,
@@ -64,6 +67,7 @@ impl Reason {
         Self::DropSpoofed,
         Self::DropStorm,
         Self::PassToStack,
+        Self::PassToBridge,
     ];
 
     /// The name logs, `vbr stats` and the metrics print.
@@ -87,6 +91,7 @@ impl Reason {
             Self::DropSpoofed => "drop_spoofed",
             Self::DropStorm => "drop_storm",
             Self::PassToStack => "pass_to_stack",
+            Self::PassToBridge => "pass_to_bridge",
         }
     }
 }

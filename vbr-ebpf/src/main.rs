@@ -3,6 +3,7 @@
 #![no_std]
 #![no_main]
 
+mod accel;
 mod egress;
 mod event;
 mod fdb;
@@ -24,6 +25,14 @@ use aya_ebpf::{
 #[xdp]
 pub fn vbr_ingress(ctx: XdpContext) -> u32 {
     let (action, reason) = input::handle_frame(&ctx);
+    stats::count(reason);
+    action
+}
+
+/// XDP ingress of every port of a Linux bridge vbr accelerates.
+#[xdp]
+pub fn vbr_accel(ctx: XdpContext) -> u32 {
+    let (action, reason) = accel::handle_frame(&ctx);
     stats::count(reason);
     action
 }

@@ -1,5 +1,6 @@
-//! `vbr agent`: brings every bridge of the config up (or adopts it from its pins), then serves:
-//! ages learned entries, relays FDB events to monitors, reloads the config on SIGHUP or
+//! `vbr agent`: brings every bridge of the config up (or adopts it from its pins), and the fast
+//! path beside every Linux bridge it accelerates, then serves: ages learned entries, follows the
+//! accelerated bridges, relays FDB events to monitors, reloads the config on SIGHUP or
 //! `vbr agent reload`, serves metrics. On SIGTERM or SIGINT it leaves the bridges forwarding,
 //! unless told to remove them (`--detach-on-exit`).
 use std::{
@@ -20,12 +21,13 @@ use tokio::{
 use vbr_common::event::FdbEvent;
 
 use crate::{
+    accelerator::Accelerator,
     bpffs,
     bridge::{self, Bridge},
     config::{BridgeConfig, Config, HostPortConfig},
     control::{self, Reply, Request, WaitingPort},
     event::Event,
-    host_port,
+    host_port, kernel_bridge,
     link_watch::{self, LinkChange},
     notify,
     pinned::PinnedBridge,
@@ -34,6 +36,10 @@ use crate::{
 
 /// How often learned entries are checked for age.
 const AGEING_INTERVAL: Duration = Duration::from_secs(1);
+
+/// After a change of a Linux bridge, how long to wait for the changes that come with it (a port
+/// joining brings its addresses and VLANs) before following them all at once.
+const KERNEL_BRIDGE_SETTLE: Duration = Duration::from_millis(20);
 
 /// Events kept for a monitor that reads slowly, before it starts losing them.
 const MONITOR_BACKLOG: usize = 4096;
@@ -54,6 +60,8 @@ struct Agent {
     /// The config in force: what hotplug and host ports are checked against.
     config: Config,
     bridges: BTreeMap<String, Bridge>,
+    /// The fast path beside each Linux bridge of the config's `[[accelerate]]`.
+    accelerators: BTreeMap<String, Accelerator>,
     /// Hotplug ports of each bridge whose interface does not exist yet.
     waiting: BTreeMap<String, BTreeSet<String>>,
     /// The task reading each bridge's event ring buffer.
@@ -70,10 +78,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     tokio::spawn(connection);
     let (events, _) = broadcast::channel(MONITOR_BACKLOG);
     let mut link_changes = link_watch::watch()?;
+    let mut kernel_bridge_changes = kernel_bridge::watch()?;
     let mut agent = Agent {
         config_path: options.config.clone(),
         config: Config::default(),
         bridges: BTreeMap::new(),
+        accelerators: BTreeMap::new(),
         waiting: BTreeMap::new(),
         readers: BTreeMap::new(),
         netlink,
@@ -86,7 +96,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             .with_context(|| format!("listening for metrics on {address}"))?;
         tokio::spawn(serve_metrics(listener));
     }
-    tracing::info!(bridges = agent.bridges.len(), "vbr agent ready");
+    tracing::info!(
+        bridges = agent.bridges.len(),
+        accelerated = agent.accelerators.len(),
+        "vbr agent ready"
+    );
     notify::notify("READY=1");
 
     let (commands, mut command_rx) = mpsc::channel::<Command>(16);
@@ -108,6 +122,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 agent.age();
                 agent.rebuild_unpinned().await;
                 agent.sync_listeners().await;
+                agent.tend_accelerators().await;
+            }
+            Some(()) = kernel_bridge_changes.recv() => {
+                tokio::time::sleep(KERNEL_BRIDGE_SETTLE).await;
+                while kernel_bridge_changes.try_recv().is_ok() {}
+                agent.sync_accelerators().await;
             }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
@@ -127,6 +147,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         for name in agent.bridges.keys().cloned().collect::<Vec<_>>() {
             let host = host_port_of(&agent.config, &name);
             agent.remove_bridge(&name, host).await;
+        }
+        for accelerator in std::mem::take(&mut agent.accelerators).into_values() {
+            accelerator.destroy();
         }
     } else {
         tracing::info!("stopping: the bridges keep forwarding");
@@ -150,6 +173,9 @@ impl Agent {
     async fn apply(&mut self, config: Config) -> anyhow::Result<()> {
         for bridge in &config.bridges {
             bridge::resolve_ports(bridge, false)?;
+        }
+        for accelerated in &config.accelerators {
+            kernel_bridge::snapshot(&self.netlink, &accelerated.bridge).await?;
         }
         let wanted: BTreeSet<&str> = config.bridges.iter().map(|b| b.name.as_str()).collect();
         let doomed: Vec<String> = self
@@ -179,11 +205,96 @@ impl Agent {
                 created.push(bridge.name.clone());
             }
         }
+        self.apply_accelerators(&config).await?;
         self.drop_stale_host_ports(&config).await;
         self.config = config;
         self.sync_listeners().await;
         self.publish_agent_events();
         Ok(())
+    }
+
+    /// Makes the accelerated Linux bridges those of `config`; accelerators started here are
+    /// stopped again if a later one fails.
+    async fn apply_accelerators(&mut self, config: &Config) -> anyhow::Result<()> {
+        let doomed: Vec<String> = self
+            .accelerators
+            .keys()
+            .filter(|name| !config.accelerators.iter().any(|a| &a.bridge == *name))
+            .cloned()
+            .collect();
+        for name in doomed {
+            if let Some(accelerator) = self.accelerators.remove(&name) {
+                accelerator.destroy();
+            }
+        }
+        let mut started = Vec::new();
+        for wanted in &config.accelerators {
+            let result = match self.accelerators.get_mut(&wanted.bridge) {
+                Some(accelerator) => {
+                    accelerator.configure(wanted);
+                    accelerator.sync(&self.netlink).await
+                }
+                None => Accelerator::open(wanted, &self.netlink)
+                    .await
+                    .map(|accelerator| {
+                        started.push(wanted.bridge.clone());
+                        self.accelerators.insert(wanted.bridge.clone(), accelerator);
+                    }),
+            };
+            if let Err(error) = result {
+                for name in started {
+                    if let Some(accelerator) = self.accelerators.remove(&name) {
+                        accelerator.destroy();
+                    }
+                }
+                return Err(error.context(format!("accelerating {:?}", wanted.bridge)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Follows every accelerated Linux bridge after a change rtnetlink told of.
+    async fn sync_accelerators(&mut self) {
+        for accelerator in self.accelerators.values_mut() {
+            if let Err(error) = accelerator.sync(&self.netlink).await {
+                tracing::warn!(bridge = %accelerator.name(), "following the Linux bridge: {error:#}");
+            }
+        }
+    }
+
+    /// Every second: rebuilds an accelerator whose pins were removed by hand, follows the Linux
+    /// bridges (no event tells of every change, e.g. of an entry's port state), and refreshes
+    /// the kernel's entries of the traffic the fast path carries.
+    async fn tend_accelerators(&mut self) {
+        let lost: Vec<String> = self
+            .accelerators
+            .iter()
+            .filter(|(_, accelerator)| !accelerator.pinned())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in lost {
+            tracing::error!(bridge = %name, "the accelerator's pins were removed by hand: rebuilding it");
+            self.accelerators.remove(&name);
+            let Some(config) = self.config.accelerators.iter().find(|a| a.bridge == name) else {
+                continue;
+            };
+            match Accelerator::open(config, &self.netlink).await {
+                Ok(accelerator) => {
+                    self.accelerators.insert(name, accelerator);
+                }
+                Err(error) => tracing::error!(bridge = %name, "rebuilding: {error:#}"),
+            }
+        }
+        for accelerator in self.accelerators.values_mut() {
+            let result = async {
+                accelerator.sync(&self.netlink).await?;
+                accelerator.refresh_kernel(&self.netlink).await
+            }
+            .await;
+            if let Err(error) = result {
+                tracing::warn!(bridge = %accelerator.name(), "{error:#}");
+            }
+        }
     }
 
     /// Creates, adopts or updates one bridge so that it matches `config`.
@@ -200,7 +311,7 @@ impl Agent {
             None => {
                 self.bridges.insert(
                     config.name.clone(),
-                    Bridge::open(config, &resolved.ports, &self.netlink).await?,
+                    Bridge::open(config, 0, &resolved.ports, &self.netlink).await?,
                 );
                 let events = self
                     .bridges
@@ -251,6 +362,9 @@ impl Agent {
                 if self.bridges.contains_key(&name) {
                     let host = host_port_of(&self.config, &name);
                     self.remove_bridge(&name, host).await;
+                    Ok(())
+                } else if let Some(accelerator) = self.accelerators.remove(&name) {
+                    accelerator.destroy();
                     Ok(())
                 } else {
                     Err(anyhow::anyhow!("this agent runs no bridge {name:?}"))

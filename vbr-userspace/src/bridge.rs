@@ -2,7 +2,8 @@
 //! forwarding outlives the agent. An agent creates a bridge, or adopts the one a previous agent
 //! left, moving its links onto freshly loaded programs (`bpf_link_update`, atomic); then it makes
 //! the bridge's ports those of the config. Dropping a `Bridge` leaves it running; `destroy`
-//! removes it.
+//! removes it. The same holds for the fast path beside a Linux bridge (`[[accelerate]]`), whose
+//! ports run `vbr_accel` instead (see accelerator.rs).
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
@@ -23,7 +24,7 @@ use aya::{
     },
 };
 use vbr_common::{
-    BRIDGE_LEARNED_SLOT, MAX_PORTS, PROG_EGRESS, PROG_INGRESS, PROG_TC_INGRESS,
+    BRIDGE_LEARNED_SLOT, MAX_PORTS, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS, PROG_TC_INGRESS,
     bridge::{BridgeInfo, LinkLocal},
     event::EventKind,
     fdb::{FdbEntry, FdbKey},
@@ -159,6 +160,8 @@ pub struct Bridge {
     max_learned: u32,
     link_local: LinkLocal,
     pin_dir: PathBuf,
+    /// Ifindex of the Linux bridge this one accelerates; 0 for a vbr bridge.
+    accelerates: u32,
     /// This agent's instance of the programs; the maps are the pinned ones.
     ebpf: Ebpf,
     fdb: Fdb,
@@ -169,16 +172,34 @@ pub struct Bridge {
 impl Bridge {
     /// Creates bridge `name` or adopts it from its pins, then gives it the ports of `config`.
     /// A bridge created here is removed again if that fails; an adopted one keeps forwarding.
+    /// `accelerates` is the ifindex of the Linux bridge it accelerates, 0 for a vbr bridge.
     pub async fn open(
         config: &BridgeConfig,
+        accelerates: u32,
         ports: &[Port],
         netlink: &rtnetlink::Handle,
     ) -> anyhow::Result<Self> {
         let name = config.name.as_str();
         let pin_dir = paths::bridge_dir(name);
-        let adopting = pin_dir.exists() && pinned::info(name)?.is_some();
-        if adopting {
+        let pinned_info = if pin_dir.exists() {
+            pinned::info(name)?
+        } else {
+            None
+        };
+        let adopting = pinned_info.is_some();
+        if let Some(info) = pinned_info {
             layout::check(name)?;
+            if (info.accelerates != 0) != (accelerates != 0) {
+                bail!(
+                    "the pins at {} belong to {}: remove it first (`vbr bridge del {name}`)",
+                    pin_dir.display(),
+                    if info.accelerates != 0 {
+                        "the accelerator of a Linux bridge"
+                    } else {
+                        "a vbr bridge"
+                    }
+                );
+            }
         } else if pin_dir.exists() {
             tracing::warn!(
                 bridge = name,
@@ -188,7 +209,7 @@ impl Bridge {
                 .with_context(|| format!("removing {}", pin_dir.display()))?;
         }
         paths::create_private_dir(&pin_dir)?;
-        let mut bridge = match Self::load(config, pin_dir) {
+        let mut bridge = match Self::load(config, accelerates, pin_dir) {
             Ok(bridge) => bridge,
             Err(error) if !adopting => {
                 remove_pins(name);
@@ -216,7 +237,7 @@ impl Bridge {
     }
 
     /// Loads the datapath onto the pinned maps (creating and pinning those that do not exist).
-    fn load(config: &BridgeConfig, pin_dir: PathBuf) -> anyhow::Result<Self> {
+    fn load(config: &BridgeConfig, accelerates: u32, pin_dir: PathBuf) -> anyhow::Result<Self> {
         let mut loader = EbpfLoader::new();
         for map in map_names::ALL {
             loader.map_pin_path(map, pin_dir.join(map));
@@ -224,7 +245,7 @@ impl Bridge {
         let mut ebpf = loader
             .load(crate::datapath::object())
             .context("loading the vbr eBPF object")?;
-        for program in [PROG_INGRESS, PROG_EGRESS] {
+        for program in [PROG_INGRESS, PROG_EGRESS, PROG_ACCEL] {
             xdp(&mut ebpf, program)?
                 .load()
                 .with_context(|| format!("loading program {program} into the kernel (verifier)"))?;
@@ -241,6 +262,7 @@ impl Bridge {
             max_learned: 0,
             link_local: LinkLocal::Drop,
             pin_dir,
+            accelerates,
             ebpf,
             fdb,
             events: Vec::new(),
@@ -256,7 +278,9 @@ impl Bridge {
                 self.adopt_links(ifindex)
                     .with_context(|| format!("moving port {ifindex} onto the new programs"))?;
             }
-            self.set_egress(ifindex)?;
+            if !self.is_accelerator() {
+                self.set_egress(ifindex)?;
+            }
         }
         Ok(())
     }
@@ -266,7 +290,8 @@ impl Bridge {
         if xdp_pin.exists() {
             let link = XdpLink::try_from(open_link(&xdp_pin)?)
                 .with_context(|| format!("{} is not an XDP link", xdp_pin.display()))?;
-            let program = xdp(&mut self.ebpf, PROG_INGRESS)?;
+            let name = self.xdp_program();
+            let program = xdp(&mut self.ebpf, name)?;
             let id = program.attach_to_link(link)?;
             // The pin keeps the link; this agent keeps no fd of its own.
             drop(program.take_link(id)?);
@@ -347,7 +372,7 @@ impl Bridge {
             uplink_ifindex,
             max_learned: self.max_learned,
             link_local: self.link_local as u32,
-            _pad: 0,
+            accelerates: self.accelerates,
         };
         pinned::write_info(&self.name, info)
     }
@@ -366,7 +391,9 @@ impl Bridge {
         stats
             .set(u32::from(slot), zeros, 0)
             .context("clearing the port's counters")?;
-        self.set_egress(port.ifindex)?;
+        if !self.is_accelerator() {
+            self.set_egress(port.ifindex)?;
+        }
         Array::try_from(self.map_mut(map_names::SLOTS)?)?
             .set(u32::from(slot), port.ifindex, 0)
             .context("recording the port's slot")?;
@@ -394,6 +421,9 @@ impl Bridge {
     /// TC: tcx, Linux ≥ 6.6), and says which path the port's frames take. A native XDP port also
     /// gets the TC program, for the frames it hands to the skb path.
     fn attach(&mut self, port: &Port) -> anyhow::Result<PortMode> {
+        if self.is_accelerator() {
+            return self.attach_accelerated(port);
+        }
         let mode = match port.mode {
             DatapathMode::Auto => match self.attach_xdp(port, XdpMode::Driver) {
                 Ok(()) => PortMode::XdpNative,
@@ -430,8 +460,42 @@ impl Bridge {
         Ok(mode)
     }
 
+    /// Attaches the fast path to a port of an accelerated Linux bridge: native XDP where the
+    /// driver has it, generic XDP otherwise. No TC program: what XDP passes goes to the kernel
+    /// bridge, which reaches every kind of port.
+    fn attach_accelerated(&mut self, port: &Port) -> anyhow::Result<PortMode> {
+        match self.attach_xdp(port, XdpMode::Driver) {
+            Ok(()) => Ok(PortMode::XdpNative),
+            Err(error) => {
+                tracing::info!(port = %port.ifname, "no native XDP ({error:#}): using generic XDP");
+                self.attach_xdp(port, XdpMode::Skb)?;
+                Ok(PortMode::XdpGeneric)
+            }
+        }
+    }
+
+    /// The XDP program the bridge's ports run.
+    fn xdp_program(&self) -> &'static str {
+        if self.is_accelerator() {
+            PROG_ACCEL
+        } else {
+            PROG_INGRESS
+        }
+    }
+
+    pub fn is_accelerator(&self) -> bool {
+        self.accelerates != 0
+    }
+
+    /// Points the bridge at the Linux bridge `ifindex` it accelerates (it may have been made
+    /// anew under the same name); written to the datapath with the next `set_ports`.
+    pub fn set_accelerates(&mut self, ifindex: u32) {
+        self.accelerates = ifindex;
+    }
+
     fn attach_xdp(&mut self, port: &Port, mode: XdpMode) -> anyhow::Result<()> {
-        let program = xdp(&mut self.ebpf, PROG_INGRESS)?;
+        let name = self.xdp_program();
+        let program = xdp(&mut self.ebpf, name)?;
         let id = program
             .attach_to_if_index(port.ifindex, mode)
             .with_context(|| format!("attaching XDP ({mode:?})"))?;
@@ -590,6 +654,10 @@ impl Bridge {
             }
         }
         Ok(())
+    }
+
+    pub fn fdb(&mut self) -> &mut Fdb {
+        &mut self.fdb
     }
 
     /// Whether the bridge's pins are still there (someone may have removed them by hand).

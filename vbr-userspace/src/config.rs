@@ -10,6 +10,9 @@
 //! pvid = 10                 # default 1; "none" admits no untagged frames (a pure trunk)
 //! tagged = [20, "100-110"]  # VLANs carried 802.1Q-tagged
 //! mode = "auto"             # "xdp", "xdp-generic" or "tc": how frames reach the datapath
+//!
+//! [[accelerate]]
+//! bridge = "br1"            # an existing Linux bridge: vbr carries its known unicast in XDP
 //! ```
 use std::{collections::HashSet, path::Path};
 
@@ -27,6 +30,22 @@ pub const DEFAULT_AGEING_TIME: u64 = 300;
 pub struct Config {
     #[serde(rename = "bridge", default)]
     pub bridges: Vec<BridgeConfig>,
+    #[serde(rename = "accelerate", default)]
+    pub accelerators: Vec<AccelerateConfig>,
+}
+
+/// An existing Linux bridge whose known unicast vbr carries in XDP, beside it: the kernel bridge
+/// stays the control plane and the slow path.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AccelerateConfig {
+    /// The Linux bridge's name; vbr's pins for it go under /sys/fs/bpf/vbr/<bridge>/.
+    pub bridge: String,
+    /// Accelerate even while the bridge hands bridged frames to netfilter (bridge-nf-call-* on,
+    /// br_netfilter): the frames vbr carries then skip iptables/nftables. Off by default: such a
+    /// bridge's frames all stay on the kernel's path.
+    #[serde(default)]
+    pub bypass_netfilter: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -328,8 +347,12 @@ pub enum ConfigError {
     },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: String, message: String },
-    #[error("the config defines no bridge (add a [[bridge]] table)")]
+    #[error("the config defines no bridge (add a [[bridge]] or an [[accelerate]] table)")]
     NoBridge,
+    #[error(
+        "[[accelerate]] bridge {0:?} is not a valid interface name (1 to 15 bytes, no '/', ':' or spaces)"
+    )]
+    AccelerateName(String),
     #[error(
         "bridge name {0:?} is invalid: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
     )]
@@ -398,10 +421,19 @@ impl Config {
 
     /// Checks what can be checked without looking at the system.
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.bridges.is_empty() {
+        if self.bridges.is_empty() && self.accelerators.is_empty() {
             return Err(ConfigError::NoBridge);
         }
         let mut bridge_names = HashSet::new();
+        // Both kinds pin under /sys/fs/bpf/vbr/<name>/: one namespace of names.
+        for accelerator in &self.accelerators {
+            if !valid_ifname(&accelerator.bridge) || !valid_bridge_name(&accelerator.bridge) {
+                return Err(ConfigError::AccelerateName(accelerator.bridge.clone()));
+            }
+            if !bridge_names.insert(accelerator.bridge.as_str()) {
+                return Err(ConfigError::DuplicateBridge(accelerator.bridge.clone()));
+            }
+        }
         let mut port_owner: Vec<(String, String)> = Vec::new();
         for bridge in &self.bridges {
             if !valid_bridge_name(&bridge.name) {
@@ -687,5 +719,24 @@ mod tests {
         assert!(error_of(long).contains("sixteen-chars-xx"));
         let twice = "[[bridge]]\nname = \"a\"\n[[bridge.port]]\nifname = \"p\"\n[[bridge]]\nname = \"a\"\n[[bridge.port]]\nifname = \"q\"\n";
         assert!(error_of(twice).contains("defined twice"));
+    }
+
+    #[test]
+    fn accelerators_share_the_bridges_names() {
+        let config = Config::parse("[[accelerate]]\nbridge = \"br0\"\n").unwrap();
+        assert_eq!(
+            config.accelerators,
+            [AccelerateConfig {
+                bridge: "br0".into(),
+                bypass_netfilter: false
+            }]
+        );
+        let clash = "[[accelerate]]\nbridge = \"a\"\n[[bridge]]\nname = \"a\"\n[[bridge.port]]\nifname = \"p\"\n";
+        assert!(error_of(clash).contains("\"a\" is defined twice"));
+        assert!(
+            error_of("[[accelerate]]\nbridge = \"sixteen-chars-xx\"\n")
+                .contains("sixteen-chars-xx")
+        );
+        assert!(error_of("[[accelerate]]\nbridge = \"br0\"\nports = []\n").contains("ports"));
     }
 }

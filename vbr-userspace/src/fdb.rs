@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use aya::maps::{HashMap, MapData, MapError};
-use vbr_common::fdb::{FDB_F_LOCAL, FDB_F_STATIC, FdbEntry, FdbKey};
+use vbr_common::fdb::{FDB_F_LOCAL, FDB_F_MIRRORED, FDB_F_STATIC, FdbEntry, FdbKey};
 
 /// BPF_NOEXIST: `bpf_map_update_elem` fails if the key is present.
 const BPF_NOEXIST: u64 = 1;
@@ -56,6 +56,20 @@ impl Fdb {
         self.0
             .insert(key, entry, 0)
             .context("writing a local entry to the fdb map")
+    }
+
+    /// Writes the mirror of a Linux bridge's entry, behind `ifindex` as the kernel has it. The
+    /// fast path's stamp starts cleared: it dates traffic seen on that port only.
+    pub fn mirror(&mut self, key: FdbKey, ifindex: u32) -> anyhow::Result<()> {
+        let entry = FdbEntry {
+            ifindex,
+            flags: FDB_F_MIRRORED,
+            last_seen_ns: 0,
+            moved_ns: 0,
+        };
+        self.0
+            .insert(key, entry, 0)
+            .context("writing a mirrored entry to the fdb map")
     }
 
     /// Removes an entry, static or learned; returns it.

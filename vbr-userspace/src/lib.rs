@@ -1,5 +1,6 @@
 //! vbr's userspace: the agent that loads and runs the datapath, and the CLI that inspects it.
 
+pub mod accelerator;
 pub mod agent;
 pub mod bpffs;
 pub mod bridge;

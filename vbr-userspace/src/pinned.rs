@@ -16,6 +16,8 @@ use crate::{fdb::Fdb, paths};
 
 pub struct PinnedBridge {
     pub name: String,
+    /// Ifindex of the Linux bridge this one accelerates; 0 for a vbr bridge.
+    pub accelerates: u32,
     pub ports: HashMap<MapData, u32, PortInfo>,
     pub fdb: Fdb,
 }
@@ -39,6 +41,7 @@ impl PinnedBridge {
         }
         Ok(Self {
             name: name.to_owned(),
+            accelerates: info(name)?.map_or(0, |info| info.accelerates),
             ports: open_map(name, map_names::PORTS)?,
             fdb: Fdb::new(open_map::<HashMap<MapData, FdbKey, FdbEntry>>(
                 name,
@@ -57,6 +60,19 @@ impl PinnedBridge {
                 .map(|name| Self::open(name))
                 .collect(),
         }
+    }
+
+    /// Refuses changes to the fast path of an accelerated Linux bridge: its ports, VLANs and
+    /// entries are the kernel bridge's, and the agent would undo them.
+    pub fn ensure_editable(&self) -> anyhow::Result<()> {
+        if self.accelerates != 0 {
+            bail!(
+                "bridge {:?} is vbr's fast path beside the Linux bridge of that name: change the \
+                 Linux bridge (`bridge fdb`, `bridge vlan`, `bridge link`) and vbr follows",
+                self.name
+            );
+        }
+        Ok(())
     }
 
     /// The port `ifindex` of this bridge, if it is one.

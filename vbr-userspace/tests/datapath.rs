@@ -13,13 +13,14 @@ use aya::{
     programs::Xdp,
 };
 use vbr_common::{
-    DEFAULT_VLAN, PROG_EGRESS, PROG_INGRESS,
+    DEFAULT_VLAN, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS,
     bridge::{BridgeInfo, LinkLocal},
-    fdb::{FDB_F_LOCAL, FDB_F_STATIC, FdbEntry, FdbKey},
+    fdb::{FDB_F_LOCAL, FDB_F_MIRRORED, FDB_F_STATIC, FdbEntry, FdbKey},
     map_names,
     port::{
-        POLICY_BCAST_FLOOD, POLICY_FLOOD, POLICY_HAIRPIN, POLICY_ISOLATED, POLICY_LEARNING,
-        POLICY_LOCAL_STACK, PORT_F_ATTACHED, PVID_NONE, PortInfo, PortMode,
+        POLICY_ACCEL_FORWARDING, POLICY_ACCEL_VLAN, POLICY_BCAST_FLOOD, POLICY_FLOOD,
+        POLICY_HAIRPIN, POLICY_ISOLATED, POLICY_LEARNING, POLICY_LOCAL_STACK, PORT_F_ATTACHED,
+        PVID_NONE, PortInfo, PortMode,
     },
     stats::Reason,
     vlan::ETH_P_8021AD,
@@ -80,6 +81,8 @@ struct Bridge {
     ebpf: Ebpf,
     ports: Vec<Veth>,
     netns: Netns,
+    /// The XDP program frames enter: vbr's ingress, or the accelerator's.
+    entry: &'static str,
 }
 
 impl Bridge {
@@ -115,7 +118,12 @@ impl Bridge {
             .unwrap()
             .try_clone()
             .unwrap();
-        let mut bridge = Self { ebpf, ports, netns };
+        let mut bridge = Self {
+            ebpf,
+            ports,
+            netns,
+            entry: PROG_INGRESS,
+        };
         // Redirects into a port only arrive on its far end if that end runs NAPI: the agent's job.
         for veth in &bridge.ports {
             let (netns, far) = (bridge.netns.name(), &veth.far_name);
@@ -145,6 +153,39 @@ impl Bridge {
         bridge
     }
 
+    /// The fast path beside a Linux bridge: `vbr_accel` on every port, each forwarding, with
+    /// VLAN filtering when `vlans` are given (their FDB keys then carry VIDs; without, VID 0).
+    fn accelerator(vlans: Option<&[Vlans]>) -> Self {
+        let mut bridge = Self::with_ports(vlans.unwrap_or(&PLAIN));
+        program(&mut bridge.ebpf, PROG_ACCEL)
+            .load()
+            .unwrap_or_else(|error| panic!("the verifier rejects {PROG_ACCEL}: {error:?}"));
+        bridge.entry = PROG_ACCEL;
+        for n in 0..bridge.ports.len() {
+            bridge.set_port(n, |info| {
+                info.policy |= POLICY_ACCEL_FORWARDING;
+                if vlans.is_some() {
+                    info.policy |= POLICY_ACCEL_VLAN;
+                }
+            });
+        }
+        bridge
+    }
+
+    /// Mirrors a Linux bridge's entry: `mac` in `vid` behind port `n`.
+    fn mirror(&mut self, mac: Mac, vid: u16, n: usize) {
+        let ifindex = self.port(n);
+        let mut fdb: HashMap<_, FdbKey, FdbEntry> =
+            HashMap::try_from(self.ebpf.map_mut(map_names::FDB).unwrap()).unwrap();
+        let entry = FdbEntry {
+            ifindex,
+            flags: FDB_F_MIRRORED,
+            last_seen_ns: 0,
+            moved_ns: 0,
+        };
+        fdb.insert(FdbKey::new(mac.0, vid), entry, 0).unwrap();
+    }
+
     fn port(&self, n: usize) -> u32 {
         self.ports[n].port
     }
@@ -162,7 +203,7 @@ impl Bridge {
     fn run_on(&self, ingress: u32, bytes: &[u8]) -> (u32, Vec<u8>) {
         let ctx = xdp_md(ingress, bytes.len());
         let mut out = vec![0u8; bytes.len() + 256];
-        let result = ingress_program(&self.ebpf)
+        let result = entry_program(&self.ebpf, self.entry)
             .test_run(TestRunOptions {
                 data_in: Some(bytes),
                 data_out: Some(&mut out),
@@ -184,7 +225,7 @@ impl Bridge {
             .collect();
         let bytes = frame.to_bytes();
         let ctx = xdp_md(self.port(n), bytes.len());
-        ingress_program(&self.ebpf)
+        entry_program(&self.ebpf, self.entry)
             .test_run(TestRunOptions {
                 data_in: Some(&bytes),
                 ctx_in: Some(as_bytes(&ctx)),
@@ -257,8 +298,8 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut Xdp {
     ebpf.program_mut(name).unwrap().try_into().unwrap()
 }
 
-fn ingress_program(ebpf: &Ebpf) -> &Xdp {
-    ebpf.program(PROG_INGRESS).unwrap().try_into().unwrap()
+fn entry_program<'a>(ebpf: &'a Ebpf, name: &str) -> &'a Xdp {
+    ebpf.program(name).unwrap().try_into().unwrap()
 }
 
 fn xdp_md(ingress: u32, len: usize) -> XdpMd {
@@ -747,4 +788,97 @@ fn frames_for_a_stack_listening_on_their_port_go_up_it() {
         "floods take the skb path, which also passes them up"
     );
     assert_eq!(bridge.count(Reason::PassToSkb), 1);
+}
+
+// The fast path beside a Linux bridge (`vbr_accel`).
+
+#[test]
+fn the_accelerator_redirects_known_unicast_and_stamps_its_source() {
+    let mut bridge = Bridge::accelerator(None);
+    bridge.mirror(MAC_A, 0, 0);
+    bridge.mirror(MAC_B, 0, 1);
+    let frame = probe(MAC_B, MAC_A).with_tci(tci(3, 0, 42));
+    let (verdict, out) = bridge.run(0, &frame);
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert_eq!(
+        out, frame,
+        "without VLAN filtering a tag is payload, kept as it is"
+    );
+    assert_eq!(bridge.count(Reason::Forwarded), 1);
+    assert_ne!(
+        bridge.fdb_entry(MAC_A, 0).unwrap().last_seen_ns,
+        0,
+        "source stamped"
+    );
+    assert_eq!(bridge.fdb_entry(MAC_B, 0).unwrap().last_seen_ns, 0);
+    assert_eq!(receivers(&bridge.deliver(0, &frame)), vec![1]);
+}
+
+#[test]
+fn the_accelerator_leaves_everything_else_to_the_kernel_bridge_untouched() {
+    let mut bridge = Bridge::accelerator(None);
+    bridge.mirror(MAC_A, 0, 0);
+    bridge.mirror(MAC_B, 0, 1);
+    bridge.mirror(MAC_C, 0, 2);
+    let unknown = Mac([0x02, 0, 0, 0, 0xee, 0x09]);
+    let passed = [
+        probe(Mac::BROADCAST, MAC_A),
+        probe(Mac([0x01, 0x00, 0x5e, 0, 0, 0xfb]), MAC_A),
+        probe(unknown, MAC_A),
+        // An unknown source is the kernel's to learn.
+        probe(MAC_B, unknown),
+        // Hairpin is the kernel's call.
+        probe(MAC_A, MAC_A),
+    ];
+    for frame in &passed {
+        let (verdict, out) = bridge.run(0, frame);
+        assert_eq!((verdict, &out), (XDP_PASS, frame), "{frame:?}");
+    }
+    assert_eq!(bridge.count(Reason::PassToBridge), passed.len() as u64);
+
+    // Ports the kernel does not forward on, and isolated pairs, stay on the kernel's path.
+    bridge.set_port(2, |info| info.policy &= !POLICY_ACCEL_FORWARDING);
+    assert_eq!(bridge.run(0, &probe(MAC_C, MAC_A)).0, XDP_PASS);
+    assert_eq!(bridge.run(2, &probe(MAC_A, MAC_C)).0, XDP_PASS);
+    bridge.set_port(0, |info| info.policy |= POLICY_ISOLATED);
+    bridge.set_port(1, |info| info.policy |= POLICY_ISOLATED);
+    assert_eq!(bridge.run(0, &probe(MAC_B, MAC_A)).0, XDP_PASS);
+    assert_eq!(bridge.count(Reason::Forwarded), 0);
+}
+
+#[test]
+fn a_source_seen_on_another_port_drops_its_mirror_until_the_kernel_relearns_it() {
+    let mut bridge = Bridge::accelerator(None);
+    bridge.mirror(MAC_A, 0, 0);
+    bridge.mirror(MAC_B, 0, 1);
+    // A moved to port 2: its frames go to the kernel, and frames for it too until the agent
+    // mirrors where the kernel learned it.
+    assert_eq!(bridge.run(2, &probe(MAC_B, MAC_A)).0, XDP_PASS);
+    assert_eq!(bridge.fdb_entry(MAC_A, 0), None);
+    assert_eq!(bridge.run(1, &probe(MAC_A, MAC_B)).0, XDP_PASS);
+}
+
+#[test]
+fn with_vlan_filtering_the_accelerator_tags_as_the_kernel_bridge() {
+    let mut bridge = Bridge::accelerator(Some(&VLAN_LAB));
+    bridge.mirror(MAC_A, 10, ACCESS10_A);
+    bridge.mirror(MAC_B, 10, TRUNK);
+    bridge.mirror(MAC_C, 20, ACCESS20);
+    let untagged = probe(MAC_B, MAC_A);
+    let (verdict, out) = bridge.run(ACCESS10_A, &untagged);
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert_eq!(
+        out,
+        untagged.clone().with_tci(tci(0, 0, 10)),
+        "pushed for the trunk"
+    );
+    let frame = probe(MAC_A, MAC_B);
+    let (verdict, out) = bridge.run(TRUNK, &frame.clone().with_tci(tci(5, 1, 10)));
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert_eq!(out, frame, "popped for the access port");
+    // VLAN 20 does not reach VLAN 10's port; a foreign VLAN is the kernel's to drop.
+    bridge.mirror(MAC_C, 10, ACCESS20);
+    assert_eq!(bridge.run(ACCESS10_A, &probe(MAC_C, MAC_A)).0, XDP_PASS);
+    let foreign = probe(MAC_A, MAC_B).with_tci(tci(0, 0, 30));
+    assert_eq!(bridge.run(TRUNK, &foreign), (XDP_PASS, foreign));
 }

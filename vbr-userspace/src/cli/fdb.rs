@@ -73,6 +73,7 @@ pub fn run(command: FdbCommand, json: bool) -> anyhow::Result<()> {
                 Some(name) => PinnedBridge::open(&name)?,
                 None => PinnedBridge::open(&only_bridge()?)?,
             };
+            bridge.ensure_editable()?;
             let key = FdbKey::new(mac.0, vlan);
             let entry = bridge.fdb.delete(&key).with_context(|| {
                 format!("deleting {mac} vlan {vlan} from bridge {}", bridge.name)
@@ -95,6 +96,8 @@ fn show(bridge: Option<&str>, json: bool) -> anyhow::Result<()> {
                 port: netdev::name(entry.ifindex).unwrap_or_else(|_| format!("#{}", entry.ifindex)),
                 kind: if entry.is_local() {
                     "local"
+                } else if entry.is_mirrored() {
+                    "mirrored"
                 } else if entry.is_static() {
                     "static"
                 } else {
@@ -137,6 +140,7 @@ fn add(entry: StaticEntry, replace: bool) -> anyhow::Result<()> {
         Some(name) => PinnedBridge::open(&name)?,
         None => bridge_with_port(ifindex, &port)?,
     };
+    bridge.ensure_editable()?;
     if bridge.port(ifindex).is_none() {
         bail!("{port} is not a port of bridge {}", bridge.name);
     }

@@ -9,7 +9,7 @@ use vbr::{
     pinned::PinnedBridge,
     port_policy,
 };
-use vbr_common::port::{POLICY_UPLINK, PVID_NONE, PortMode};
+use vbr_common::port::{POLICY_ACCEL_FORWARDING, POLICY_UPLINK, PVID_NONE, PortMode};
 
 use super::table;
 
@@ -69,7 +69,8 @@ struct PortRow {
     pvid: Option<u16>,
     tagged: Vec<u16>,
     attached: bool,
-    /// "attached", "detached", or "waiting" (a hotplug port whose interface is absent).
+    /// "attached", "detached", or "waiting" (a hotplug port whose interface is absent); on an
+    /// accelerated Linux bridge "accelerated" or "passing" (every frame to the kernel bridge).
     state: &'static str,
     /// The bridge's uplink (private, vepa and passthru modes).
     uplink: bool,
@@ -92,10 +93,11 @@ pub fn run(command: PortCommand, json: bool) -> anyhow::Result<()> {
                 pvid: (info.pvid != PVID_NONE).then_some(info.pvid),
                 tagged: info.tagged().collect(),
                 attached: info.is_attached(),
-                state: if info.is_attached() {
-                    "attached"
-                } else {
-                    "detached"
+                state: match (info.is_attached(), bridge.accelerates != 0) {
+                    (false, _) => "detached",
+                    (true, false) => "attached",
+                    (true, true) if info.has(POLICY_ACCEL_FORWARDING) => "accelerated",
+                    (true, true) => "passing",
                 },
                 uplink: info.has(POLICY_UPLINK),
                 flags: Some(port_policy::decode(&info)),
@@ -179,6 +181,7 @@ fn set(change: SetFlags) -> anyhow::Result<()> {
         Some(name) => PinnedBridge::open(name)?,
         None => bridge_with_port(ifindex, &change.ifname)?,
     };
+    bridge.ensure_editable()?;
     let mut info = bridge
         .port(ifindex)
         .with_context(|| format!("{} is not a port of bridge {}", change.ifname, bridge.name))?;

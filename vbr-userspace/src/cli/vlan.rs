@@ -124,6 +124,7 @@ fn change(
         Some(name) => PinnedBridge::open(name)?,
         None => bridge_with_port(ifindex, port)?,
     };
+    bridge.ensure_editable()?;
     let mut info = bridge
         .port(ifindex)
         .with_context(|| format!("{port} is not a port of bridge {}", bridge.name))?;
