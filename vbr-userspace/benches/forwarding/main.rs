@@ -10,6 +10,7 @@
 
 // The names of the rig's programs and maps and the generator's configuration, shared with
 // vbr-ebpf's bench.rs: one definition compiled on both sides.
+mod accelerated;
 #[allow(dead_code, reason = "shared with the eBPF side, which uses the rest")]
 #[path = "../../../vbr-ebpf/src/bench_abi.rs"]
 mod bench_abi;

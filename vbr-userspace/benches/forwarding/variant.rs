@@ -1,9 +1,11 @@
 //! What is measured: which switch forwards, along which path, with how big an FDB.
 use std::fmt;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, bail, ensure};
+use vbr_common::stats::Reason;
 
 use crate::{
+    accelerated::Accelerated,
     bench_abi::destination,
     frames,
     linux_bridge::LinuxBridge,
@@ -29,6 +31,8 @@ pub enum Switch {
     LinuxBridge {
         netfilter: bool,
     },
+    /// The Linux bridge (netfilter off) with vbr's fast path beside it (`[[accelerate]]`).
+    Accelerated,
     /// vbr with an FDB of this many entries.
     Vbr {
         fdb: u32,
@@ -77,6 +81,8 @@ impl Variant {
             all.push(Self::new(switch, Path::Unicast));
             all.extend(FAN_OUTS.map(|n| Self::new(switch, Path::Flood(n))));
         }
+        all.push(Self::new(Switch::Accelerated, Path::Unicast));
+        all.extend(FAN_OUTS.map(|n| Self::new(Switch::Accelerated, Path::Flood(n))));
         for fdb in FDB_SIZES {
             let switch = Switch::Vbr { fdb };
             all.extend(
@@ -182,6 +188,26 @@ impl Variant {
                 )?;
                 measure(rig, None)
             }
+            Switch::Accelerated => {
+                let _bridge = LinuxBridge::new(
+                    &topology.netns,
+                    &topology.ingress,
+                    ports,
+                    BASELINE_DESTINATIONS,
+                    false,
+                )?;
+                let fast_path =
+                    Accelerated::start(&topology.ingress, &ports[0], ports, BASELINE_DESTINATIONS)?;
+                let forwarded = fast_path.count(Reason::Forwarded)?;
+                let result = measure(rig, None)?;
+                // Known unicast takes the fast path, floods the kernel's.
+                let forwarded = fast_path.count(Reason::Forwarded)? - forwarded;
+                ensure!(
+                    (forwarded > 0) == (self.path == Path::Unicast),
+                    "{self}: the fast path forwarded {forwarded} frames"
+                );
+                Ok(result)
+            }
             Switch::Vbr { fdb } => {
                 let Some(switch) = vbr.iter_mut().find(|switch| switch.entries == fdb) else {
                     bail!("no vbr instance with {fdb} FDB entries");
@@ -223,6 +249,7 @@ impl fmt::Display for Variant {
                 "Linux bridge, netfilter {}: {path}",
                 if netfilter { "on" } else { "off" }
             ),
+            Switch::Accelerated => write!(f, "Linux bridge accelerated by vbr: {path}"),
             Switch::Vbr { fdb } => {
                 write!(f, "vbr, {} FDB: {path}", fdb_label(fdb))?;
                 if !self.spread {
