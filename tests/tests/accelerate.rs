@@ -2,7 +2,7 @@
 //! the switch namespace joins the lab's ports; vbr carries the known unicast between them in XDP
 //! and leaves everything else, and everything it is unsure of, to the kernel bridge.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -83,6 +83,15 @@ fn wait_ports(agent: &Agent, bridge: &Bridge, state: &str) {
     );
 }
 
+/// Frames vbr counted on `bridge` under each reason ("forwarded", "pass_to_bridge"...) while
+/// `traffic` ran.
+fn counted_during(agent: &Agent, bridge: &Bridge, traffic: impl FnOnce()) -> BTreeMap<String, u64> {
+    let before = agent.cli().stats(&bridge.name).expect("vbr stats");
+    traffic();
+    let after = agent.cli().stats(&bridge.name).expect("vbr stats");
+    after.reasons_since(&before)
+}
+
 /// The kernel bridge's FDB as `bridge -s -j fdb show br NAME` lists it.
 fn kernel_fdb(lab: &Lab, bridge: &str) -> Vec<Value> {
     let output = lab
@@ -152,8 +161,7 @@ fn known_unicast_takes_the_fast_path_and_the_kernel_bridge_sees_only_the_first_f
     assert_eq!(summary.received, pings, "{}", summary.output);
     let after = agent.cli().stats(&bridge.name).expect("vbr stats");
     let reasons = after.reasons_since(&before);
-    let forwarded = reasons.get("forwarded").copied().unwrap_or(0);
-    let passed = reasons.get("pass_to_bridge").copied().unwrap_or(0);
+    let (forwarded, passed) = (reasons["forwarded"], reasons["pass_to_bridge"]);
     // Each echo and each reply crosses once.
     assert!(
         forwarded >= 2 * u64::from(pings),
@@ -202,16 +210,9 @@ fn the_fast_path_follows_the_kernel_bridges_ports() {
     );
 
     lab.ping_pairs(&[(1, 3)]).expect("ping h1 -> h3");
-    let before = agent.cli().stats(&bridge.name).expect("vbr stats");
-    lab.ping_pairs(&[(3, 1)]).expect("ping h3 -> h1");
-    let forwarded = agent
-        .cli()
-        .stats(&bridge.name)
-        .expect("vbr stats")
-        .reasons_since(&before)
-        .get("forwarded")
-        .copied()
-        .unwrap_or(0);
+    let forwarded = counted_during(&agent, &bridge, || {
+        lab.ping_pairs(&[(3, 1)]).expect("ping h3 -> h1")
+    })["forwarded"];
     assert!(
         forwarded >= 6,
         "h3 <-> h1 on the fast path: forwarded {forwarded}"
@@ -260,17 +261,10 @@ fn a_host_moved_to_another_port_keeps_working() {
         h4.port,
         agent.cli().fdb_show(&bridge.name)
     );
-    let before = agent.cli().stats(&bridge.name).expect("vbr stats");
-    let ping = h2.ping(h1.ip).expect("pinging the moved host again");
-    assert!(ping.success, "h2 -> moved h1:\n{}", ping.output);
-    let forwarded = agent
-        .cli()
-        .stats(&bridge.name)
-        .expect("vbr stats")
-        .reasons_since(&before)
-        .get("forwarded")
-        .copied()
-        .unwrap_or(0);
+    let forwarded = counted_during(&agent, &bridge, || {
+        let ping = h2.ping(h1.ip).expect("pinging the moved host again");
+        assert!(ping.success, "h2 -> moved h1:\n{}", ping.output);
+    })["forwarded"];
     assert!(
         forwarded >= 6,
         "moved host's flow not on the fast path: {forwarded}"
@@ -379,7 +373,7 @@ fn the_kernel_bridge_keeps_the_entries_of_flows_the_fast_path_carries() {
         .expect("vbr stats")
         .reasons_since(&before);
     // Every echo and every reply took the fast path: none fell back to the kernel's flooding.
-    let forwarded = reasons.get("forwarded").copied().unwrap_or(0);
+    let forwarded = reasons["forwarded"];
     assert!(
         forwarded >= 2 * 180,
         "the flow fell back to the kernel bridge: {reasons:?}"
@@ -394,23 +388,12 @@ fn netfilter_on_the_bridge_keeps_frames_on_the_kernel_path_unless_bypassed() {
     kernel_bridge(&lab, &bridge, true);
     let agent = accelerate(&lab, &vbr, &bridge, "", &Options::default());
     wait_ports(&agent, &bridge, "passing");
-    let before = agent.cli().stats(&bridge.name).expect("vbr stats");
-    lab.ping_pairs(&[(1, 2), (2, 1)])
-        .expect("pings on the kernel path");
-    let reasons = agent
-        .cli()
-        .stats(&bridge.name)
-        .expect("vbr stats")
-        .reasons_since(&before);
-    assert_eq!(
-        reasons.get("forwarded").copied().unwrap_or(0),
-        0,
-        "{reasons:?}"
-    );
-    assert!(
-        reasons.get("pass_to_bridge").copied().unwrap_or(0) >= 12,
-        "{reasons:?}"
-    );
+    let reasons = counted_during(&agent, &bridge, || {
+        lab.ping_pairs(&[(1, 2), (2, 1)])
+            .expect("pings on the kernel path")
+    });
+    assert_eq!(reasons["forwarded"], 0, "{reasons:?}");
+    assert!(reasons["pass_to_bridge"] >= 12, "{reasons:?}");
 
     // Turned off at run time: no event tells of it, the agent's periodic read does.
     set_netfilter(&lab, false);
@@ -426,16 +409,9 @@ fn netfilter_on_the_bridge_keeps_frames_on_the_kernel_path_unless_bypassed() {
         &Options::default(),
     );
     wait_ports(&agent, &bridge, "accelerated");
-    let before = agent.cli().stats(&bridge.name).expect("vbr stats");
-    lab.ping_pairs(&[(1, 2)]).expect("pings on the fast path");
-    let forwarded = agent
-        .cli()
-        .stats(&bridge.name)
-        .expect("vbr stats")
-        .reasons_since(&before)
-        .get("forwarded")
-        .copied()
-        .unwrap_or(0);
+    let forwarded = counted_during(&agent, &bridge, || {
+        lab.ping_pairs(&[(1, 2)]).expect("pings on the fast path")
+    })["forwarded"];
     assert!(forwarded >= 4, "bypass_netfilter: forwarded {forwarded}");
 }
 
