@@ -303,18 +303,26 @@ fn port_vlans(spec: &[AfSpecBridge]) -> (Option<u16>, Vec<(u16, bool)>) {
     (pvid, vlans)
 }
 
-/// The bridge's FDB: the entries the bridge reports as its own (NDA_MASTER), not the address
-/// filters ("self") of the bridge device or its ports.
-async fn fdb(netlink: &rtnetlink::Handle, bridge: u32) -> anyhow::Result<Vec<KernelFdbEntry>> {
-    let entries: Vec<NeighbourMessage> = netlink
+/// Every AF_BRIDGE neighbour of this namespace: the FDB entries of its bridges and the unicast
+/// address filters of its devices (`bridge fdb show`).
+pub async fn bridge_neighbours(
+    netlink: &rtnetlink::Handle,
+) -> anyhow::Result<Vec<NeighbourMessage>> {
+    netlink
         .neighbours()
         .get()
         .set_address_family(AddressFamily::Bridge)
         .execute()
         .try_collect()
         .await
-        .context("dumping AF_BRIDGE neighbours")?;
-    Ok(entries
+        .context("dumping AF_BRIDGE neighbours")
+}
+
+/// The bridge's FDB: the entries the bridge reports as its own (NDA_MASTER), not the address
+/// filters ("self") of the bridge device or its ports.
+async fn fdb(netlink: &rtnetlink::Handle, bridge: u32) -> anyhow::Result<Vec<KernelFdbEntry>> {
+    Ok(bridge_neighbours(netlink)
+        .await?
         .iter()
         .filter_map(|entry| fdb_entry(bridge, entry))
         .collect())

@@ -3,23 +3,16 @@
 //! which rtnetlink lists with the bridge family (`bridge fdb show dev X`: "self permanent").
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::Context as _;
-use futures_util::TryStreamExt as _;
-use netlink_packet_route::{AddressFamily, neighbour::NeighbourAttribute};
+use netlink_packet_route::neighbour::NeighbourAttribute;
+
+use crate::kernel_bridge;
 
 /// The unicast MACs in the address filters of the devices `ifindexes`, per device.
 pub async fn listened_macs(
     netlink: &rtnetlink::Handle,
     ifindexes: &BTreeSet<u32>,
 ) -> anyhow::Result<BTreeMap<u32, BTreeSet<[u8; 6]>>> {
-    let entries: Vec<_> = netlink
-        .neighbours()
-        .get()
-        .set_address_family(AddressFamily::Bridge)
-        .execute()
-        .try_collect()
-        .await
-        .context("dumping the devices' address filters")?;
+    let entries = kernel_bridge::bridge_neighbours(netlink).await?;
     let mut macs: BTreeMap<u32, BTreeSet<[u8; 6]>> = BTreeMap::new();
     for entry in entries {
         let ifindex = entry.header.ifindex;
