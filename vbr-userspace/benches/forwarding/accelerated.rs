@@ -1,11 +1,11 @@
 //! vbr's fast path beside the Linux bridge (`[[accelerate]]`), loaded straight from the vbr
 //! library like `VbrSwitch`: `vbr_accel` on the bridge's ports, the bridge's entries mirrored into
 //! its FDB as the agent mirrors them.
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Context as _, Result};
 use aya::{
     Ebpf,
-    maps::{HashMap, PerCpuArray},
-    programs::{Xdp, XdpMode, xdp::XdpLinkId},
+    maps::HashMap,
+    programs::{XdpMode, xdp::XdpLinkId},
 };
 use vbr_common::{
     PROG_ACCEL,
@@ -18,6 +18,7 @@ use vbr_common::{
 use crate::{
     bench_abi::{SOURCE, destination},
     topology::Iface,
+    vbr_switch::{count, map, program},
 };
 
 /// Attached to its ports until dropped.
@@ -36,7 +37,7 @@ impl Accelerated {
         destinations: u32,
     ) -> Result<Self> {
         let mut ebpf = Ebpf::load(vbr::datapath::object()).context("loading vbr's datapath")?;
-        program(&mut ebpf)?
+        program(&mut ebpf, PROG_ACCEL)?
             .load()
             .with_context(|| format!("loading {PROG_ACCEL}"))?;
         let mut fdb: HashMap<_, FdbKey, FdbEntry> =
@@ -70,7 +71,7 @@ impl Accelerated {
             links: Vec::new(),
         };
         for iface in members {
-            let link = program(&mut accelerated.ebpf)?
+            let link = program(&mut accelerated.ebpf, PROG_ACCEL)?
                 .attach_to_if_index(iface.ifindex, XdpMode::Driver)
                 .with_context(|| format!("attaching {PROG_ACCEL} to {}", iface.name))?;
             accelerated.links.push(link);
@@ -80,32 +81,18 @@ impl Accelerated {
 
     /// Frames counted under `reason`, summed over CPUs.
     pub fn count(&self, reason: Reason) -> Result<u64> {
-        let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(
-            self.ebpf
-                .map(map_names::STATS)
-                .ok_or_else(|| anyhow!("no map {}", map_names::STATS))?,
-        )?;
-        Ok(stats.get(&(reason as u32), 0)?.iter().sum())
+        count(&self.ebpf, reason)
     }
 }
 
 impl Drop for Accelerated {
     fn drop(&mut self) {
         for link in std::mem::take(&mut self.links) {
-            if let Err(error) = program(&mut self.ebpf).and_then(|p| Ok(p.detach(link)?)) {
+            if let Err(error) =
+                program(&mut self.ebpf, PROG_ACCEL).and_then(|p| Ok(p.detach(link)?))
+            {
                 eprintln!("warning: detaching {PROG_ACCEL}: {error:#}");
             }
         }
     }
-}
-
-fn program(ebpf: &mut Ebpf) -> Result<&mut Xdp> {
-    Ok(ebpf
-        .program_mut(PROG_ACCEL)
-        .ok_or_else(|| anyhow!("no program {PROG_ACCEL}"))?
-        .try_into()?)
-}
-
-fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
-    ebpf.map_mut(name).ok_or_else(|| anyhow!("no map {name}"))
 }

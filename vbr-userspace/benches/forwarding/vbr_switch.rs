@@ -125,12 +125,7 @@ impl VbrSwitch {
 
     /// Frames counted under `reason`, summed over CPUs.
     pub fn count(&self, reason: Reason) -> Result<u64> {
-        let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(
-            self.ebpf
-                .map(map_names::STATS)
-                .ok_or_else(|| anyhow!("no map {}", map_names::STATS))?,
-        )?;
-        Ok(stats.get(&(reason as u32), 0)?.iter().sum())
+        count(&self.ebpf, reason)
     }
 
     pub fn memory(&self) -> Result<Memory> {
@@ -153,14 +148,23 @@ impl VbrSwitch {
     }
 }
 
-fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
+/// Frames a datapath instance counted under `reason`, summed over CPUs.
+pub fn count(ebpf: &Ebpf, reason: Reason) -> Result<u64> {
+    let stats: PerCpuArray<_, u64> = PerCpuArray::try_from(
+        ebpf.map(map_names::STATS)
+            .ok_or_else(|| anyhow!("no map {}", map_names::STATS))?,
+    )?;
+    Ok(stats.get(&(reason as u32), 0)?.iter().sum())
+}
+
+pub fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
     Ok(ebpf
         .program_mut(name)
         .ok_or_else(|| anyhow!("no program {name}"))?
         .try_into()?)
 }
 
-fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
+pub fn map<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
     ebpf.map_mut(name).ok_or_else(|| anyhow!("no map {name}"))
 }
 
