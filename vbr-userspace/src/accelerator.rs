@@ -281,3 +281,126 @@ fn vlans_of(kernel: &KernelBridge, port: &KernelPort) -> (u16, Vec<u16>) {
         .collect();
     (pvid, tagged)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use vbr_common::port::{POLICY_ISOLATED, POLICY_LEARNING};
+
+    use super::*;
+
+    /// `BR_STATE_FORWARDING`.
+    const FORWARDING: u8 = 3;
+
+    fn port(ifindex: u32, vlans: &[(u16, bool)], pvid: Option<u16>) -> KernelPort {
+        KernelPort {
+            ifindex,
+            name: format!("p{ifindex}"),
+            state: FORWARDING,
+            learning: true,
+            hairpin: false,
+            isolated: false,
+            locked: false,
+            up: true,
+            pvid,
+            vlans: vlans.to_vec(),
+        }
+    }
+
+    fn kernel(ports: Vec<KernelPort>, vlan_filtering: bool) -> KernelBridge {
+        KernelBridge {
+            ifindex: 1,
+            name: "br0".into(),
+            ageing_time: Duration::from_secs(300),
+            vlan_filtering,
+            vlan_protocol: ETH_P_8021Q,
+            netfilter: false,
+            ports,
+            fdb: Vec::new(),
+        }
+    }
+
+    fn config(bypass_netfilter: bool) -> AccelerateConfig {
+        AccelerateConfig {
+            bridge: "br0".into(),
+            bypass_netfilter,
+        }
+    }
+
+    #[test]
+    fn only_forwarding_ports_take_the_fast_path_and_flags_follow_the_kernel() {
+        let mut blocking = port(3, &[], None);
+        blocking.state = 1;
+        let mut isolated = port(4, &[], None);
+        isolated.isolated = true;
+        isolated.learning = false;
+        let ports = ports_of(
+            &kernel(vec![port(2, &[], None), blocking, isolated], false),
+            &config(false),
+        );
+        let accelerated: Vec<bool> = ports
+            .iter()
+            .map(|port| port.policy & POLICY_ACCEL_FORWARDING != 0)
+            .collect();
+        assert_eq!(accelerated, [true, false, true]);
+        assert_eq!(
+            ports[2].policy & (POLICY_ISOLATED | POLICY_LEARNING),
+            POLICY_ISOLATED
+        );
+        assert!(
+            ports
+                .iter()
+                .all(|port| port.policy & POLICY_ACCEL_VLAN == 0)
+        );
+        assert!(
+            ports
+                .iter()
+                .all(|port| port.pvid == PVID_NONE && port.tagged.is_empty())
+        );
+    }
+
+    #[test]
+    fn netfilter_and_802_1ad_keep_every_port_on_the_kernel_path() {
+        let mut bridge = kernel(vec![port(2, &[], None)], false);
+        bridge.netfilter = true;
+        assert_eq!(
+            ports_of(&bridge, &config(false))[0].policy & POLICY_ACCEL_FORWARDING,
+            0
+        );
+        assert_ne!(
+            ports_of(&bridge, &config(true))[0].policy & POLICY_ACCEL_FORWARDING,
+            0
+        );
+        let mut qinq = kernel(vec![port(2, &[(10, true)], Some(10))], true);
+        qinq.vlan_protocol = 0x88a8;
+        assert_eq!(
+            ports_of(&qinq, &config(false))[0].policy & POLICY_ACCEL_FORWARDING,
+            0
+        );
+    }
+
+    #[test]
+    fn vlans_the_kernel_tags_otherwise_than_vbr_are_left_to_it() {
+        let bridge = kernel(
+            vec![
+                // Access port: PVID 10 untagged; 20 tagged; 30 untagged but not the PVID.
+                port(2, &[(10, true), (20, false), (30, true)], Some(10)),
+                // A PVID that leaves tagged: untagged frames stay on the kernel's path.
+                port(3, &[(10, false), (20, false)], Some(10)),
+            ],
+            true,
+        );
+        let ports = ports_of(&bridge, &config(false));
+        assert_eq!((ports[0].pvid, ports[0].tagged.as_slice()), (10, &[20][..]));
+        assert_eq!(
+            (ports[1].pvid, ports[1].tagged.as_slice()),
+            (PVID_NONE, &[10, 20][..])
+        );
+        assert!(
+            ports
+                .iter()
+                .all(|port| port.policy & POLICY_ACCEL_VLAN != 0)
+        );
+    }
+}
