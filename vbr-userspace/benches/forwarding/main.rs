@@ -39,7 +39,7 @@ use crate::{
     report::{Measured, Results},
     rig::Rig,
     topology::Topology,
-    variant::{FDB_SIZES, Path, Switch, Variant},
+    variant::{FDB_SIZES, Path, Switch, Traffic, Variant},
     vbr_switch::VbrSwitch,
 };
 
@@ -183,7 +183,7 @@ fn full(
         .iter()
         .filter(|variant| {
             matches!(variant.switch, Switch::Vbr { fdb } if fdb == FDB_SIZES[0] || fdb == FDB_SIZES[FDB_SIZES.len() - 1])
-                && variant.spread
+                && variant.traffic == Traffic::AllEntries
                 && !matches!(variant.path, Path::Flood(n) if n != 8)
         })
         .copied()

@@ -52,13 +52,24 @@ pub enum Path {
     Flood(usize),
 }
 
+/// Which destinations unicast frames go to, one after the other (`destination(0..n)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Traffic {
+    /// Every entry of vbr's FDB; the baselines' `BASELINE_DESTINATIONS`.
+    AllEntries,
+    /// `BASELINE_DESTINATIONS` of the FDB's entries: the same working set whatever the table's
+    /// size, so that only the size differs.
+    WorkingSet,
+    /// All to `destination(0)`.
+    One,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Variant {
     pub switch: Switch,
     pub path: Path,
-    /// Unicast only: spread the frames over the FDB's entries (`destination(0..n)`, one after
-    /// the other) rather than send them all to `destination(0)`.
-    pub spread: bool,
+    /// Unicast only.
+    pub traffic: Traffic,
 }
 
 impl Variant {
@@ -66,7 +77,7 @@ impl Variant {
         Self {
             switch,
             path,
-            spread: true,
+            traffic: Traffic::AllEntries,
         }
     }
 
@@ -96,18 +107,24 @@ impl Variant {
             );
             all.extend(FAN_OUTS.map(|n| Self::new(switch, Path::Flood(n))));
         }
-        // All traffic to one destination: what the FDB's size costs when the working set stays
-        // in cache.
+        // What the FDB's size costs for the same working set (the 1k FDB's is all its entries),
+        // and when the working set is one destination.
+        for fdb in &FDB_SIZES[1..] {
+            all.push(Self {
+                traffic: Traffic::WorkingSet,
+                ..Self::new(Switch::Vbr { fdb: *fdb }, Path::Unicast)
+            });
+        }
         for fdb in [FDB_SIZES[0], FDB_SIZES[FDB_SIZES.len() - 1]] {
             all.push(Self {
-                spread: false,
+                traffic: Traffic::One,
                 ..Self::new(Switch::Vbr { fdb }, Path::Unicast)
             });
         }
         all
     }
 
-    /// The frame the generator sends (its destination is rewritten when spread).
+    /// The frame the generator sends (its destination is rewritten when there are several).
     pub fn frame(&self, wire_size: usize) -> Vec<u8> {
         let dst = match self.path {
             Path::Flood(_) => frames::BROADCAST,
@@ -119,9 +136,9 @@ impl Variant {
 
     /// Destination MACs the generator rotates over.
     pub fn destinations(&self) -> u32 {
-        match (self.path, self.switch, self.spread) {
-            (Path::Flood(_), _, _) | (_, _, false) => 1,
-            (_, Switch::Vbr { fdb }, true) => fdb,
+        match (self.path, self.switch, self.traffic) {
+            (Path::Flood(_), _, _) | (_, _, Traffic::One) => 1,
+            (_, Switch::Vbr { fdb }, Traffic::AllEntries) => fdb,
             _ => BASELINE_DESTINATIONS,
         }
     }
@@ -252,10 +269,15 @@ impl fmt::Display for Variant {
             Switch::Accelerated => write!(f, "Linux bridge accelerated by vbr: {path}"),
             Switch::Vbr { fdb } => {
                 write!(f, "vbr, {} FDB: {path}", fdb_label(fdb))?;
-                if !self.spread {
-                    write!(f, ", one destination")?;
+                match self.traffic {
+                    Traffic::AllEntries => Ok(()),
+                    Traffic::WorkingSet => write!(
+                        f,
+                        ", traffic to {} of its entries",
+                        fdb_label(BASELINE_DESTINATIONS)
+                    ),
+                    Traffic::One => write!(f, ", one destination"),
                 }
-                Ok(())
             }
         }
     }

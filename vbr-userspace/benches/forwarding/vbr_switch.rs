@@ -9,7 +9,7 @@ use aya::{
     programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
 use vbr_common::{
-    MAX_FDB_ENTRIES, PROG_EGRESS, PROG_INGRESS,
+    MAX_FDB_ENTRIES, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS,
     fdb::{FDB_F_STATIC, FdbEntry, FdbKey},
     map_names,
     port::{PORT_F_ATTACHED, PortInfo, PortMode},
@@ -56,7 +56,8 @@ impl VbrSwitch {
             .map_max_entries(map_names::FDB, capacity)
             .load(vbr::datapath::object())
             .context("loading vbr's datapath")?;
-        for name in [PROG_INGRESS, PROG_EGRESS] {
+        // vbr_accel too, so that the program sizes list it; it forwards nothing here.
+        for name in [PROG_INGRESS, PROG_EGRESS, PROG_ACCEL] {
             program(&mut ebpf, name)?
                 .load()
                 .with_context(|| format!("loading {name}"))?;
