@@ -463,7 +463,8 @@ fn stopping_the_accelerator_loses_no_pings_and_leaves_the_kernel_bridge_as_it_wa
             .exec("bridge")
             .args([
                 "fdb",
-                "add",
+                // The kernel may have learned the host already (its IPv6 start-up chatter).
+                "replace",
                 &host.mac.to_string(),
                 "dev",
                 &host.port,
@@ -471,10 +472,10 @@ fn stopping_the_accelerator_loses_no_pings_and_leaves_the_kernel_bridge_as_it_wa
                 "static",
             ])
             .status()
-            .expect("bridge fdb add")
+            .expect("bridge fdb replace")
             .success()
             .then_some(())
-            .expect("adding a static entry");
+            .expect("making the host's entry static");
     }
     let untouched = kernel_bridge_state(&lab, &bridge);
     let (h1, h2) = (lab.host(1), lab.host(2));
