@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use vbr_tests::agent::assert_refused;
 use vbr_tests::config::config_toml;
+use vbr_tests::flood::RawSocket;
 use vbr_tests::frames::tci;
+use vbr_tests::lab::HOST_IFNAME;
 use vbr_tests::{Agent, Bridge, Frame, Lab, Mac, vbr_bin};
 
 /// How long a capture listens for a frame: forwarding takes microseconds, this leaves slack for a
@@ -359,4 +361,93 @@ fn agent_refuses_a_vlan_both_pvid_and_tagged() {
         &config_toml(std::slice::from_ref(&bridge)),
         &[&port, "777"],
     );
+}
+
+/// The datapath's private flood mark (a TPID), which never leaves the bridge.
+const FLOOD_MARK: u16 = 0x88b6;
+/// Unicast pairs and broadcasts each sender puts in its burst.
+const MIXED_PAIRS: usize = 500;
+/// Bound on each burst, however slow the machine.
+const MIXED_BURST_LIMIT: Duration = Duration::from_secs(10);
+
+#[test]
+fn unicast_and_floods_sent_together_all_leave_finished() {
+    // Two senders on h1, one per CPU, interleave unicast to h2 with broadcasts, so that the
+    // switch's polls carry both to the same ports: every frame must leave as its port wants it,
+    // never with the datapath's internal flood mark, whichever batch it shared with which.
+    let vbr = vbr_bin();
+    let (lab, bridge) = vlan_lab();
+    let agent =
+        Agent::start(&lab, &vbr, std::slice::from_ref(&bridge)).expect("starting the agent");
+    let (h1, h2, h4) = (lab.host(1), lab.host(2), lab.host(4));
+    h2.send(&h2.probe_to(Mac::BROADCAST))
+        .expect("h2 announces itself");
+    let h2_mac = h2.mac.to_string();
+    assert!(
+        vbr_tests::poll_until(Duration::from_secs(2), Duration::from_millis(50), || agent
+            .cli()
+            .fdb_show(&bridge.name)
+            .is_ok_and(|entries| entries.iter().any(|entry| entry.mac == h2_mac))),
+        "h2 never learned"
+    );
+    let captures = [h2, h4].map(|host| host.capture(Duration::from_secs(4)).expect("capturing"));
+    let before = agent.cli().stats(&bridge.name).expect("vbr stats");
+    let senders: Vec<_> = (0..2)
+        .map(|cpu| {
+            let frames: Vec<Vec<u8>> = (0..MIXED_PAIRS)
+                .flat_map(|_| {
+                    [h1.probe_to(h2.mac), h1.probe_to(Mac::BROADCAST)].map(|f| f.to_bytes())
+                })
+                .collect();
+            let socket = RawSocket::open(&h1.netns, HOST_IFNAME).expect("h1's raw socket");
+            std::thread::spawn(move || {
+                pin_to_cpu(cpu);
+                socket.burst(&frames, MIXED_BURST_LIMIT)
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().expect("sender thread").expect("burst");
+    }
+    let sent = 2 * MIXED_PAIRS as u64;
+    let reasons = agent
+        .cli()
+        .stats(&bridge.name)
+        .expect("vbr stats")
+        .reasons_since(&before);
+    // Other hosts' own chatter may flood too.
+    assert!(
+        reasons["forwarded"] == sent && reasons["flooded"] >= sent,
+        "{reasons:?}"
+    );
+
+    let [at_h2, at_h4] = captures.map(|capture| capture.frames().expect("capture"));
+    for (host, frames, tag) in [(2, &at_h2, None), (4, &at_h4, Some(VLAN_A))] {
+        let from_h1: Vec<&Frame> = frames.iter().filter(|frame| frame.src == h1.mac).collect();
+        let marked = from_h1
+            .iter()
+            .filter(|frame| frame.ethertype == FLOOD_MARK)
+            .count();
+        let mistagged = from_h1
+            .iter()
+            .filter(|frame| frame.vlan_tci.map(|tci| tci & 0x0fff) != tag)
+            .count();
+        assert_eq!(
+            (marked, mistagged),
+            (0, 0),
+            "h{host}: {} frames from h1, {marked} with the flood mark, {mistagged} not tagged {tag:?}",
+            from_h1.len()
+        );
+        assert!(!from_h1.is_empty(), "h{host} received nothing from h1");
+    }
+}
+
+/// Moves the calling thread to `cpu` (when the machine has it).
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only touch this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
 }
