@@ -19,6 +19,8 @@ use crate::netns::{self, Netns};
 /// ever seen, never answered.
 pub const ETHERTYPE_PROBE: u16 = 0x88b5;
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
+/// The datapath's private flood mark (a TPID): reserved inside the bridge, it never leaves it.
+pub const ETHERTYPE_FLOOD_MARK: u16 = 0x88b6;
 /// Where the priority code point and drop eligible indicator sit in an 802.1Q TCI; the VLAN id
 /// takes the low 12 bits.
 const TCI_PCP_SHIFT: u16 = 13;

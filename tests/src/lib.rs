@@ -15,6 +15,7 @@ pub mod frames;
 pub mod interrupt;
 pub mod lab;
 pub mod monitor;
+pub mod netfilter;
 pub mod netns;
 pub mod station;
 pub mod xdp;
@@ -31,6 +32,19 @@ pub use netns::Netns;
 
 /// Environment variable naming the vbr binary under test (`cargo xtask test` sets it).
 pub const VBR_BIN_ENV: &str = "VBR_BIN";
+
+/// Moves the calling thread to `cpu`, and only there.
+pub fn pin_to_cpu(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the call only touches this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
 
 /// Polls `done` every `poll` until it holds or `timeout` passes; whether it held.
 pub fn poll_until(

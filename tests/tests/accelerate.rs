@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use vbr_tests::{Agent, Bridge, Lab, Mac, agent::Options, poll_until, vbr_bin};
+use vbr_tests::{Agent, Bridge, Lab, Mac, agent::Options, netfilter, poll_until, vbr_bin};
 
 /// How long the agent may take to follow a change of the kernel bridge: it hears of most at once
 /// (rtnetlink) and reads the bridge again every second anyway.
@@ -34,18 +34,9 @@ fn kernel_bridge(lab: &Lab, bridge: &Bridge, netfilter: bool) {
 
 /// Turns bridge-nf-call-{arp,ip,ip6}tables of the switch namespace on or off.
 fn set_netfilter(lab: &Lab, on: bool) {
-    let value = u8::from(on);
-    let script = format!(
-        "for table in arp ip ip6; do f=/proc/sys/net/bridge/bridge-nf-call-${{table}}tables; \
-         [ -e $f ] && echo {value} > $f; done; true"
-    );
-    let status = lab
-        .switch()
-        .exec("sh")
-        .args(["-c", &script])
-        .status()
-        .expect("running sh in the switch namespace");
-    assert!(status.success(), "setting bridge-nf-call-* to {value}");
+    lab.switch()
+        .run_inside(move || netfilter::set(on))
+        .expect("setting the switch namespace's bridge-nf-call-*");
 }
 
 /// Starts an agent accelerating `bridge` and waits until every port of it is attached.

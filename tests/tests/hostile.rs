@@ -10,7 +10,7 @@ use vbr_tests::cli::{BridgeStats, FdbEntry};
 use vbr_tests::cmd;
 use vbr_tests::config::{LinkLocal, config_toml};
 use vbr_tests::flood::{RandomMacs, RawSocket, raw_frame};
-use vbr_tests::frames::{ETHERTYPE_PROBE, ETHERTYPE_VLAN};
+use vbr_tests::frames::{ETHERTYPE_FLOOD_MARK, ETHERTYPE_PROBE, ETHERTYPE_VLAN};
 use vbr_tests::lab::HOST_IFNAME;
 use vbr_tests::{Agent, Bridge, Capture, Cli, Frame, Host, Lab, Mac, Monitor, vbr_bin};
 
@@ -25,8 +25,6 @@ const BURST_LIMIT: Duration = Duration::from_secs(20);
 /// The shortest Ethernet payload.
 const MIN_PAYLOAD: usize = 46;
 const ETHERTYPE_LLDP: u16 = 0x88cc;
-/// The datapath's private flood marker, reserved inside the bridge.
-const ETHERTYPE_RESERVED: u16 = 0x88b6;
 const ETHERTYPE_8021AD: u16 = 0x88a8;
 
 /// Polls `done` every `POLL` until it holds or `timeout` passes; whether it held.
@@ -179,7 +177,7 @@ fn mac_flood_and_malformed_frames_leave_the_bridge_bounded_and_forwarding() {
         raw_frame(
             Mac::BROADCAST,
             h1.mac,
-            &typed(ETHERTYPE_RESERVED, &payload(1)),
+            &typed(ETHERTYPE_FLOOD_MARK, &payload(1)),
         ),
     ];
     let invalid: Vec<Vec<u8>> = invalid_sources

@@ -6,18 +6,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow, ensure};
-use vbr_tests::{Netns, cmd, netns};
+use vbr_tests::{Netns, cmd, netfilter, netns};
 
 use crate::{bench_abi::destination, topology::Iface};
 
 const NAME: &str = "vbench-br";
-/// br_netfilter's switches: whether bridged frames traverse arptables, ip6tables and iptables.
-/// They are per network namespace (Linux ≥ 5.3), so only the bench's namespace is touched.
-const NETFILTER_SYSCTLS: [&str; 3] = [
-    "/proc/sys/net/bridge/bridge-nf-call-arptables",
-    "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
-    "/proc/sys/net/bridge/bridge-nf-call-iptables",
-];
 const BATCH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A bridge over the given ports, deleted on drop.
@@ -36,7 +29,8 @@ impl<'a> LinuxBridge<'a> {
         destinations: u32,
         netfilter: bool,
     ) -> Result<Self> {
-        set_netfilter(netfilter)?;
+        // Per namespace: only the bench's is touched.
+        netfilter::set(netfilter)?;
         netns.ip(&["link", "add", NAME, "type", "bridge"])?;
         let bridge = Self { netns };
         for port in std::iter::once(ingress).chain(ports) {
@@ -83,15 +77,6 @@ impl Drop for LinuxBridge<'_> {
     }
 }
 
-/// Sets br_netfilter's switches in the calling thread's network namespace.
-fn set_netfilter(on: bool) -> Result<()> {
-    for path in NETFILTER_SYSCTLS {
-        std::fs::write(path, if on { "1" } else { "0" })
-            .with_context(|| format!("writing {path} (is br_netfilter there?)"))?;
-    }
-    Ok(())
-}
-
 /// br_netfilter's switches of the namespace the bench started in, read before the bench moves
 /// elsewhere, to prove afterwards that it left them alone.
 pub struct HostNetfilter {
@@ -106,7 +91,7 @@ impl HostNetfilter {
             .context("opening the bench's starting network namespace")?;
         Ok(Self {
             namespace,
-            values: netfilter_sysctls()?,
+            values: netfilter::read()?,
         })
     }
 
@@ -115,7 +100,7 @@ impl HostNetfilter {
         let handle = PathBuf::from(format!("/proc/self/fd/{}", self.namespace.as_raw_fd()));
         let now = std::thread::spawn(move || {
             netns::enter(&handle)?;
-            netfilter_sysctls()
+            netfilter::read()
         })
         .join()
         .map_err(|_| anyhow!("reading the host's br_netfilter switches panicked"))??;
@@ -126,15 +111,4 @@ impl HostNetfilter {
         );
         Ok(())
     }
-}
-
-fn netfilter_sysctls() -> Result<Vec<String>> {
-    NETFILTER_SYSCTLS
-        .iter()
-        .map(|path| {
-            std::fs::read_to_string(path)
-                .map(|value| format!("{path}={}", value.trim()))
-                .with_context(|| format!("reading {path}"))
-        })
-        .collect()
 }

@@ -114,14 +114,6 @@ fn pin_to_last_cpu() -> Result<usize> {
     else {
         bail!("the process may run on no CPU");
     };
-    // SAFETY: as above; the set names one CPU the thread is allowed on.
-    unsafe {
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, size, &set) != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("pinning the bench to CPU {cpu}"));
-        }
-    }
+    vbr_tests::pin_to_cpu(cpu).with_context(|| format!("pinning the bench to CPU {cpu}"))?;
     Ok(cpu)
 }
