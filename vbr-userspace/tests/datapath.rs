@@ -172,20 +172,6 @@ impl Bridge {
         bridge
     }
 
-    /// Mirrors a Linux bridge's entry: `mac` in `vid` behind port `n`.
-    fn mirror(&mut self, mac: Mac, vid: u16, n: usize) {
-        let ifindex = self.port(n);
-        let mut fdb: HashMap<_, FdbKey, FdbEntry> =
-            HashMap::try_from(self.ebpf.map_mut(map_names::FDB).unwrap()).unwrap();
-        let entry = FdbEntry {
-            ifindex,
-            flags: FDB_F_MIRRORED,
-            last_seen_ns: 0,
-            moved_ns: 0,
-        };
-        fdb.insert(FdbKey::new(mac.0, vid), entry, 0).unwrap();
-    }
-
     fn port(&self, n: usize) -> u32 {
         self.ports[n].port
     }
@@ -255,12 +241,22 @@ impl Bridge {
     }
 
     fn add_static(&mut self, mac: Mac, vid: u16, port: usize) {
-        let ifindex = self.port(port);
+        self.add_entry(mac, vid, port, FDB_F_STATIC);
+    }
+
+    /// Mirrors a Linux bridge's entry: `mac` in `vid` behind port `n`.
+    fn mirror(&mut self, mac: Mac, vid: u16, n: usize) {
+        self.add_entry(mac, vid, n, FDB_F_MIRRORED);
+    }
+
+    /// Writes an entry the datapath never learned: `mac` in `vid` behind port `n`, with `flags`.
+    fn add_entry(&mut self, mac: Mac, vid: u16, n: usize, flags: u32) {
+        let ifindex = self.port(n);
         let mut fdb: HashMap<_, FdbKey, FdbEntry> =
             HashMap::try_from(self.ebpf.map_mut(map_names::FDB).unwrap()).unwrap();
         let entry = FdbEntry {
             ifindex,
-            flags: FDB_F_STATIC,
+            flags,
             last_seen_ns: 0,
             moved_ns: 0,
         };
