@@ -4,6 +4,7 @@
 //! explicit padding, no `bool`. With the `user` feature the types are `aya::Pod`.
 #![no_std]
 
+pub mod batch;
 pub mod bridge;
 pub mod event;
 pub mod fdb;
@@ -25,9 +26,10 @@ pub mod map_names {
     pub const SLOTS: &str = "slots";
     pub const PORT_LEARNED: &str = "port_learned";
     pub const STORM: &str = "storm";
+    pub const XDP_BATCH: &str = "xdp_batch";
 
     /// Every map, in the order the agent checks and pins them.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         FDB,
         PORTS,
         EGRESS,
@@ -40,6 +42,7 @@ pub mod map_names {
         SLOTS,
         PORT_LEARNED,
         STORM,
+        XDP_BATCH,
     ];
 }
 
@@ -54,6 +57,15 @@ pub const PROG_EGRESS: &str = "vbr_egress";
 /// unicast in XDP, everything else to the kernel bridge.
 pub const PROG_ACCEL: &str = "vbr_accel";
 
+/// Name of the raw tracepoint program on `FLUSH_TRACEPOINT`: it tells the datapath that the
+/// frames this CPU queued for XDP redirects have left (see `batch`).
+pub const PROG_FLUSH_WATCH: &str = "vbr_flush_watch";
+
+/// The tracepoint after every NAPI poll, whose driver flushed the CPU's XDP redirects at its
+/// end. A tap's and a test run's frames are flushed outside NAPI: their batch ends with the CPU's
+/// next poll, so floods may take the skb path for longer than needed, never wrongly.
+pub const FLUSH_TRACEPOINT: &str = "napi_poll";
+
 /// Name of the TC (clsact ingress) program: the skb path, for ports XDP cannot serve and for
 /// frames native XDP hands over.
 pub const PROG_TC_INGRESS: &str = "vbr_tc_ingress";
@@ -63,7 +75,7 @@ pub const DEFAULT_VLAN: u16 = 1;
 
 /// Version of the pinned maps' layout: a pinned bridge with another version is refused rather
 /// than misread. Bump it whenever a shared type or a map's definition changes.
-pub const MAP_LAYOUT_VERSION: u32 = 9;
+pub const MAP_LAYOUT_VERSION: u32 = 10;
 
 /// Maximum number of ports in one bridge (sizes the `ports`, `egress` and `port_stats` maps).
 /// A flood walks every bucket of the `egress` devmap (devmap.c, dev_map_enqueue_multi), so this

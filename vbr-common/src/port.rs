@@ -38,6 +38,9 @@ pub struct PortInfo {
 pub const PORT_F_ATTACHED: u8 = 1 << 0;
 /// vbr turned the port's rx-vlan-offload off; whoever removes the port turns it back on.
 pub const PORT_F_RESTORE_RXVLAN: u8 = 1 << 1;
+/// The port's native XDP unicast may skip the devmap program and its floods may take the skb path
+/// (see `batch`): the bridge watches XDP flushes and every native port has its TC program.
+pub const PORT_F_BARE_UNICAST: u8 = 1 << 2;
 
 /// Source MACs seen on the port are learned.
 pub const POLICY_LEARNING: u16 = 1 << 0;

@@ -1,6 +1,7 @@
 //! Sending a frame to one port or flooding it to all others (br_forward.c).
 use aya_ebpf::{
-    bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS},
+    bindings::{BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS, xdp_action},
+    helpers::bpf_redirect,
     programs::XdpContext,
 };
 use vbr_common::{
@@ -9,25 +10,36 @@ use vbr_common::{
 };
 
 use crate::{
+    batch,
     maps::EGRESS,
     parse, policy,
     stats::{self, Direction},
     vlan::{self, Classified},
 };
 
-/// Redirects the frame to the port `ifindex`, tagged as that port wants its VLAN.
+/// Redirects the frame to the port `ifindex`, tagged as that port wants its VLAN. The frame is
+/// finished here, so where the ingress port may (`bare_unicast`) and the batch allows it skips
+/// the target's devmap program, which only passes unicast.
 #[inline(always)]
 pub fn to_port(
     ctx: &XdpContext,
     frame: &Classified,
     ifindex: u32,
     port: &PortInfo,
+    bare_unicast: bool,
 ) -> Result<(u32, Reason), Reason> {
     if !port.is_member(frame.vid) {
         return Err(Reason::DropVlanEgress);
     }
     vlan::set_tag(ctx, frame, frame.vid != port.pvid)?;
     stats::add(Direction::Tx, port.slot, frame.vid, parse::len(ctx));
+    if bare_unicast && batch::unicast_may_skip_egress() {
+        // SAFETY: no preconditions; the redirect happens when the program returns.
+        return match unsafe { bpf_redirect(ifindex, 0) } as u32 {
+            xdp_action::XDP_REDIRECT => Ok((xdp_action::XDP_REDIRECT, Reason::Forwarded)),
+            _ => Err(Reason::DropRedirect),
+        };
+    }
     EGRESS
         .redirect(ifindex, 0)
         .map(|action| (action, Reason::Forwarded))

@@ -4,13 +4,13 @@
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use vbr_common::{
     event::EventKind,
-    port::{POLICY_HAIRPIN, POLICY_LOCAL_STACK, PortInfo, PortMode},
+    port::{POLICY_HAIRPIN, POLICY_LOCAL_STACK, PORT_F_BARE_UNICAST, PortInfo, PortMode},
     stats::Reason,
     vlan::{ETH_P_8021Q, ETH_P_VBR_FLOOD},
 };
 
 use crate::{
-    event,
+    batch, event,
     fdb::{self, Destination},
     forward,
     maps::{INFO, PORTS},
@@ -57,8 +57,10 @@ fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<(u32,
     let frame = vlan::classify(ctx, ether_type, port)?;
     policy::learn_source(port, ingress, src, frame.vid)?;
     // Native XDP can only redirect to devices that take XDP frames; generic XDP (skb-backed)
-    // reaches any device.
+    // reaches any device, and queues nothing for a flush.
     let native = port.mode == PortMode::XdpNative as u8;
+    // The port's unicast may skip the devmap program, and its floods may take the skb path.
+    let bare_unicast = native && port.flags & PORT_F_BARE_UNICAST != 0;
     let destination = fdb::destination(dst, frame.vid, ingress, port.has(POLICY_HAIRPIN))?;
     match policy::steer(port, destination)? {
         Destination::Port(egress) => {
@@ -69,14 +71,17 @@ fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<(u32,
                 return Err(Reason::PassToSkb);
             }
             stats::add(Direction::Rx, port.slot, frame.vid, parse::len(ctx));
-            forward::to_port(ctx, &frame, egress, target)
+            forward::to_port(ctx, &frame, egress, target, bare_unicast)
         }
         Destination::Flood { missed } => {
             // SAFETY: the pointer comes from a successful map lookup.
             let skb_ports = INFO
                 .get_ptr(0)
                 .is_some_and(|info| unsafe { (*info).skb_ports } != 0);
-            if (native && skb_ports) || port.has(POLICY_LOCAL_STACK) {
+            if (native && skb_ports)
+                || port.has(POLICY_LOCAL_STACK)
+                || (bare_unicast && batch::flood_must_take_skb_path())
+            {
                 return Err(Reason::PassToSkb);
             }
             stats::add(Direction::Rx, port.slot, frame.vid, parse::len(ctx));

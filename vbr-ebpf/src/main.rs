@@ -4,6 +4,7 @@
 #![no_main]
 
 mod accel;
+mod batch;
 mod egress;
 mod event;
 mod fdb;
@@ -17,8 +18,8 @@ mod stats;
 mod vlan;
 
 use aya_ebpf::{
-    macros::{classifier, xdp},
-    programs::{TcContext, XdpContext},
+    macros::{classifier, raw_tracepoint, xdp},
+    programs::{RawTracePointContext, TcContext, XdpContext},
 };
 
 /// XDP ingress of every bridge port.
@@ -52,6 +53,15 @@ pub fn vbr_tc_ingress(ctx: TcContext) -> i32 {
         stats::count(reason);
     }
     action
+}
+
+/// Runs after every NAPI poll, whose driver flushed the CPU's queued XDP redirects at its end:
+/// the next frames start a new batch. A raw tracepoint, because kernels under lockdown refuse
+/// fentry programs.
+#[raw_tracepoint(tracepoint = "napi_poll")]
+pub fn vbr_flush_watch(_ctx: RawTracePointContext) -> i32 {
+    batch::flushed();
+    0
 }
 
 #[cfg(not(test))]

@@ -61,6 +61,10 @@ pub static PORT_LEARNED: Array<u64, { MAX_PORTS as usize + 1 }> = Array::new();
 #[btf_map(name = "storm")]
 pub static STORM: Array<StormBucket, { MAX_PORTS as usize }> = Array::new();
 
+/// Per CPU, a `vbr_common::batch` state: what this CPU redirected since its last XDP flush.
+#[btf_map(name = "xdp_batch")]
+pub static XDP_BATCH: PerCpuArray<u32, 1> = PerCpuArray::new();
+
 /// Counter slot → ifindex of the port holding it (0: free): the ports the skb path floods to.
 #[btf_map(name = "slots")]
 pub static SLOTS: Array<u32, { MAX_PORTS as usize }> = Array::new();

@@ -17,20 +17,22 @@ use aya::{
     maps::Array,
     maps::{DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues},
     programs::{
-        SchedClassifier, TcAttachType, Xdp, XdpMode,
+        RawTracePoint, SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
         tc::SchedClassifierLink,
         xdp::XdpLink,
     },
 };
 use vbr_common::{
-    BRIDGE_LEARNED_SLOT, MAX_PORTS, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS, PROG_TC_INGRESS,
+    BRIDGE_LEARNED_SLOT, FLUSH_TRACEPOINT, MAX_PORTS, PROG_ACCEL, PROG_EGRESS, PROG_FLUSH_WATCH,
+    PROG_INGRESS, PROG_TC_INGRESS,
     bridge::{BridgeInfo, LinkLocal},
     event::EventKind,
     fdb::{FdbEntry, FdbKey},
     map_names,
     port::{
-        POLICY_LOCAL_STACK, PORT_F_ATTACHED, PORT_F_RESTORE_RXVLAN, PVID_NONE, PortInfo, PortMode,
+        POLICY_LOCAL_STACK, PORT_F_ATTACHED, PORT_F_BARE_UNICAST, PORT_F_RESTORE_RXVLAN, PVID_NONE,
+        PortInfo, PortMode,
     },
     stats::Counters,
 };
@@ -167,6 +169,9 @@ pub struct Bridge {
     fdb: Fdb,
     /// Events the agent caused (aged, deleted), for `vbr monitor`.
     events: Vec<Event>,
+    /// `vbr_flush_watch` is attached: native ports with a TC program may send unicast without
+    /// the devmap program (see `vbr_common::batch`).
+    watches_flushes: bool,
 }
 
 impl Bridge {
@@ -266,9 +271,50 @@ impl Bridge {
             ebpf,
             fdb,
             events: Vec::new(),
+            watches_flushes: false,
         };
         bridge.configure(config);
+        if !bridge.is_accelerator() {
+            match bridge.watch_flushes() {
+                Ok(()) => bridge.watches_flushes = true,
+                Err(error) => tracing::warn!(
+                    bridge = %bridge.name,
+                    "unicast keeps the devmap program: {error:#}"
+                ),
+            }
+        }
         Ok(bridge)
+    }
+
+    /// Attaches `vbr_flush_watch` after every NAPI poll and pins its link, replacing the one a
+    /// previous agent pinned (a tracepoint link cannot be moved onto new programs; for a moment
+    /// both run, on the same pinned map). Per-CPU batches need softirqs that nothing preempts:
+    /// not on PREEMPT_RT.
+    fn watch_flushes(&mut self) -> anyhow::Result<()> {
+        if fs::read_to_string("/sys/kernel/realtime").is_ok_and(|rt| rt.trim() == "1") {
+            bail!("a PREEMPT_RT kernel");
+        }
+        let program: &mut RawTracePoint = self
+            .ebpf
+            .program_mut(PROG_FLUSH_WATCH)
+            .ok_or_else(|| anyhow!("the eBPF object has no program {PROG_FLUSH_WATCH}"))?
+            .try_into()
+            .with_context(|| format!("{PROG_FLUSH_WATCH} is not a raw tracepoint program"))?;
+        program
+            .load()
+            .with_context(|| format!("loading {PROG_FLUSH_WATCH}"))?;
+        let id = program
+            .attach(FLUSH_TRACEPOINT)
+            .with_context(|| format!("attaching {PROG_FLUSH_WATCH}"))?;
+        let link = FdLink::from(program.take_link(id)?);
+        let pin = paths::flush_watch_pin(&self.pin_dir);
+        paths::create_private_dir(pin.parent().expect("the watch's pin lives in a directory"))?;
+        if pin.exists() {
+            fs::remove_file(&pin).with_context(|| format!("removing {}", pin.display()))?;
+        }
+        link.pin(&pin)
+            .with_context(|| format!("pinning the link at {}", pin.display()))?;
+        Ok(())
     }
 
     /// Moves every pinned link and devmap entry onto this agent's programs, atomically.
@@ -349,7 +395,34 @@ impl Bridge {
             .iter()
             .find(|port| port.uplink)
             .map_or(0, |port| port.ifindex);
-        self.write_info(skb_ports as u32, uplink)
+        self.write_info(skb_ports as u32, uplink)?;
+        self.set_bare_unicast()
+    }
+
+    /// Lets the native ports send unicast without the devmap program when the bridge watches its
+    /// flushes and every native port has its TC program: a flood that may not share a batch with
+    /// such unicast then takes the skb path from whichever port it comes in (`vbr_common::batch`).
+    fn set_bare_unicast(&mut self) -> anyhow::Result<()> {
+        let infos = self.port_infos()?;
+        let is_native =
+            |info: &PortInfo| info.is_attached() && info.mode == PortMode::XdpNative as u8;
+        let bare = self.watches_flushes
+            && infos
+                .iter()
+                .filter(|(_, info)| is_native(info))
+                .all(|(ifindex, _)| {
+                    paths::link_pin(&self.pin_dir, *ifindex, LinkKind::Tc).exists()
+                });
+        for (ifindex, mut info) in infos {
+            let wanted = bare && is_native(&info);
+            if (info.flags & PORT_F_BARE_UNICAST != 0) != wanted {
+                info.flags ^= PORT_F_BARE_UNICAST;
+                self.ports_map()?
+                    .insert(ifindex, info, 0)
+                    .with_context(|| format!("updating port {ifindex}"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Takes the bridge-wide settings of `config`; they reach the datapath with the next

@@ -57,6 +57,7 @@ fn expected(name: &str) -> Option<(u32, u32, u32)> {
         map_names::EVENT_BUDGET => (size(size_of::<u32>()), size(size_of::<EventBudget>()), 1),
         map_names::INFO => (size(size_of::<u32>()), size(size_of::<BridgeInfo>()), 1),
         map_names::SLOTS => (size(size_of::<u32>()), size(size_of::<u32>()), MAX_PORTS),
+        map_names::XDP_BATCH => (size(size_of::<u32>()), size(size_of::<u32>()), 1),
         map_names::PORT_LEARNED => (
             size(size_of::<u32>()),
             size(size_of::<u64>()),

@@ -30,6 +30,12 @@ pub fn map_pin(bridge: &str, map: &str) -> PathBuf {
     bridge_dir(bridge).join(map)
 }
 
+/// `<bridge dir>/tracing/flush_watch`: the pinned link of the bridge's `vbr_flush_watch`, apart
+/// from the maps and the ports' links.
+pub fn flush_watch_pin(bridge_dir: &Path) -> PathBuf {
+    bridge_dir.join("tracing").join("flush_watch")
+}
+
 /// Which of a port's programs a link attaches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkKind {

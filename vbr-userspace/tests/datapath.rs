@@ -10,17 +10,18 @@ use std::{mem, time::Duration};
 use aya::{
     Ebpf, TestRun as _, TestRunAttrs, TestRunOptions,
     maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
-    programs::Xdp,
+    programs::{RawTracePoint, Xdp},
 };
 use vbr_common::{
-    DEFAULT_VLAN, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS,
+    DEFAULT_VLAN, FLUSH_TRACEPOINT, PROG_ACCEL, PROG_EGRESS, PROG_FLUSH_WATCH, PROG_INGRESS,
+    batch::{BATCH_BARE_UNICAST, BATCH_CLEAN, BATCH_FLOODED},
     bridge::{BridgeInfo, LinkLocal},
     fdb::{FDB_F_LOCAL, FDB_F_MIRRORED, FDB_F_STATIC, FdbEntry, FdbKey},
     map_names,
     port::{
         POLICY_ACCEL_FORWARDING, POLICY_ACCEL_VLAN, POLICY_BCAST_FLOOD, POLICY_FLOOD,
         POLICY_HAIRPIN, POLICY_ISOLATED, POLICY_LEARNING, POLICY_LOCAL_STACK, PORT_F_ATTACHED,
-        PVID_NONE, PortInfo, PortMode,
+        PORT_F_BARE_UNICAST, PVID_NONE, PortInfo, PortMode,
     },
     stats::Reason,
     vlan::ETH_P_8021AD,
@@ -280,6 +281,33 @@ impl Bridge {
         let mut info = infos.get(&0, 0).unwrap();
         change(&mut info);
         infos.set(0, info, 0).unwrap();
+    }
+
+    /// Attaches `vbr_flush_watch` and lets every port's unicast skip the devmap program, as the
+    /// agent does for native ports with a TC program.
+    fn watch_flushes(&mut self) {
+        let watch: &mut RawTracePoint = self
+            .ebpf
+            .program_mut(PROG_FLUSH_WATCH)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        watch
+            .load()
+            .unwrap_or_else(|error| panic!("the verifier rejects {PROG_FLUSH_WATCH}: {error:?}"));
+        watch
+            .attach(FLUSH_TRACEPOINT)
+            .expect("attaching the flush watch");
+        for n in 0..self.ports.len() {
+            self.set_port(n, |info| info.flags |= PORT_F_BARE_UNICAST);
+        }
+    }
+
+    /// The batch state of CPU `cpu` (`vbr_common::batch`).
+    fn batch_state(&self, cpu: usize) -> u32 {
+        let states: PerCpuArray<_, u32> =
+            PerCpuArray::try_from(self.ebpf.map(map_names::XDP_BATCH).unwrap()).unwrap();
+        states.get(&0, 0).unwrap()[cpu]
     }
 
     /// Frames counted under `reason`, summed over CPUs.
@@ -575,6 +603,61 @@ fn broadcast_and_unknown_unicast_flood_to_every_other_port() {
         );
     }
     assert_eq!(bridge.count(Reason::Flooded), 2);
+}
+
+/// Within one flush a CPU sends unicast without the devmap program or floods through it, never
+/// both (`vbr_common::batch`). Plain test runs queue and flush nothing, so the state they leave
+/// shows each decision; a live run's frames reach the far ends through their NAPI polls on this
+/// CPU, after which `vbr_flush_watch` starts a new batch.
+#[test]
+fn unicast_without_the_devmap_program_and_floods_never_share_a_flush() {
+    const CPU: usize = 0;
+    vbr_tests::pin_to_cpu(CPU).expect("pinning the test to one CPU");
+    let mut bridge = Bridge::new();
+    bridge.watch_flushes();
+    bridge.add_static(MAC_B, DEFAULT_VLAN, 1);
+    let unicast = probe(MAC_B, MAC_A);
+    let broadcast = probe(Mac::BROADCAST, MAC_A);
+
+    let delivered = bridge.deliver(0, &unicast);
+    assert_eq!(receivers(&delivered), vec![1]);
+    assert_eq!(delivered[1][0], unicast, "arrives as it was sent");
+    assert_eq!(bridge.batch_state(CPU), BATCH_CLEAN, "the flush ended it");
+
+    assert_eq!(bridge.run(0, &unicast).0, XDP_REDIRECT);
+    assert_eq!(bridge.batch_state(CPU), BATCH_BARE_UNICAST);
+    assert_eq!(
+        bridge.run(0, &broadcast).0,
+        XDP_PASS,
+        "a flood after program-less unicast takes the skb path"
+    );
+    assert_eq!(bridge.count(Reason::PassToSkb), 1);
+    assert_eq!(bridge.batch_state(CPU), BATCH_BARE_UNICAST);
+    bridge.deliver(0, &unicast);
+    assert_eq!(
+        bridge.batch_state(CPU),
+        BATCH_CLEAN,
+        "the poll ended the batch"
+    );
+
+    let delivered = bridge.deliver(0, &broadcast);
+    assert_eq!(
+        receivers(&delivered),
+        vec![1, 2],
+        "a new batch floods in XDP"
+    );
+    assert!(delivered[1..].iter().all(|copies| copies[0] == broadcast));
+    assert_eq!(bridge.batch_state(CPU), BATCH_CLEAN);
+
+    assert_eq!(bridge.run(0, &broadcast).0, XDP_REDIRECT);
+    assert_eq!(bridge.batch_state(CPU), BATCH_FLOODED);
+    assert_eq!(bridge.run(0, &unicast).0, XDP_REDIRECT);
+    assert_eq!(
+        bridge.batch_state(CPU),
+        BATCH_FLOODED,
+        "unicast after a flood keeps the devmap program"
+    );
+    assert_eq!(bridge.count(Reason::PassToSkb), 1);
 }
 
 #[test]

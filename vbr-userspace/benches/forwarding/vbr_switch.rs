@@ -6,13 +6,17 @@ use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{DevMapHash, HashMap, MapData, PerCpuArray},
-    programs::{Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{
+        RawTracePoint, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId,
+        xdp::XdpLinkId,
+    },
 };
 use vbr_common::{
-    MAX_FDB_ENTRIES, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS,
+    FLUSH_TRACEPOINT, MAX_FDB_ENTRIES, PROG_ACCEL, PROG_EGRESS, PROG_FLUSH_WATCH, PROG_INGRESS,
+    PROG_TC_INGRESS,
     fdb::{FDB_F_STATIC, FdbEntry, FdbKey},
     map_names,
-    port::{PORT_F_ATTACHED, PortInfo, PortMode},
+    port::{PORT_F_ATTACHED, PORT_F_BARE_UNICAST, PortInfo, PortMode},
     stats::Reason,
 };
 
@@ -37,6 +41,7 @@ pub struct VbrSwitch {
     /// The FDB map's `max_entries`.
     pub capacity: u32,
     links: Vec<XdpLinkId>,
+    tc_links: Vec<SchedClassifierLinkId>,
     ports: Vec<u32>,
 }
 
@@ -62,6 +67,19 @@ impl VbrSwitch {
                 .load()
                 .with_context(|| format!("loading {name}"))?;
         }
+        // As the agent runs it: unicast skips the devmap program within a batch (its flushes
+        // watched), floods after such unicast take the TC program.
+        tc_program(&mut ebpf)?
+            .load()
+            .context("loading the TC program")?;
+        let flush_watch: &mut RawTracePoint = ebpf
+            .program_mut(PROG_FLUSH_WATCH)
+            .ok_or_else(|| anyhow!("no program {PROG_FLUSH_WATCH}"))?
+            .try_into()?;
+        flush_watch.load().context("loading the flush watch")?;
+        flush_watch
+            .attach(FLUSH_TRACEPOINT)
+            .context("attaching the flush watch")?;
         let mut fdb: HashMap<_, FdbKey, FdbEntry> =
             HashMap::try_from(map(&mut ebpf, map_names::FDB)?)?;
         let entry = FdbEntry {
@@ -79,6 +97,7 @@ impl VbrSwitch {
             entries,
             capacity,
             links: Vec::new(),
+            tc_links: Vec::new(),
             ports: Vec::new(),
         })
     }
@@ -88,7 +107,7 @@ impl VbrSwitch {
         let egress = program(&mut self.ebpf, PROG_EGRESS)?.fd()?.try_clone()?;
         for (slot, (iface, role)) in ports.iter().enumerate() {
             let mut info = PortInfo::new(PortMode::XdpNative, slot as u16);
-            info.flags = PORT_F_ATTACHED;
+            info.flags = PORT_F_ATTACHED | PORT_F_BARE_UNICAST;
             match role {
                 Role::Access => info.set_pvid(VID),
                 Role::Trunk => info.set_member(VID, true),
@@ -106,6 +125,10 @@ impl VbrSwitch {
                 .attach_to_if_index(iface.ifindex, XdpMode::Driver)
                 .with_context(|| format!("attaching vbr to {}", iface.name))?;
             self.links.push(link);
+            let tc_link = tc_program(&mut self.ebpf)?
+                .attach(&iface.name, TcAttachType::Ingress)
+                .with_context(|| format!("attaching vbr's TC program to {}", iface.name))?;
+            self.tc_links.push(tc_link);
         }
         Ok(())
     }
@@ -114,6 +137,9 @@ impl VbrSwitch {
     pub fn stop(&mut self) -> Result<()> {
         for link in self.links.drain(..) {
             program(&mut self.ebpf, PROG_INGRESS)?.detach(link)?;
+        }
+        for link in self.tc_links.drain(..) {
+            tc_program(&mut self.ebpf)?.detach(link)?;
         }
         for ifindex in std::mem::take(&mut self.ports) {
             let mut infos: HashMap<_, u32, PortInfo> =
@@ -162,6 +188,13 @@ pub fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
     Ok(ebpf
         .program_mut(name)
         .ok_or_else(|| anyhow!("no program {name}"))?
+        .try_into()?)
+}
+
+fn tc_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier> {
+    Ok(ebpf
+        .program_mut(PROG_TC_INGRESS)
+        .ok_or_else(|| anyhow!("no program {PROG_TC_INGRESS}"))?
         .try_into()?)
 }
 

@@ -1,0 +1,53 @@
+//! Which path a native XDP frame takes within the current flush (see `vbr_common::batch`): the
+//! state is per CPU, as the kernel's redirect queues are, and `vbr_flush_watch` resets it when
+//! they are flushed.
+use vbr_common::batch::{BATCH_BARE_UNICAST, BATCH_CLEAN, BATCH_FLOODED};
+
+use crate::maps::XDP_BATCH;
+
+/// Whether a unicast frame about to be redirected may skip the devmap program: yes unless a
+/// flood went through the devmap since the last flush.
+#[inline(always)]
+pub fn unicast_may_skip_egress() -> bool {
+    let Some(state) = XDP_BATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+    unsafe {
+        match *state {
+            BATCH_FLOODED => false,
+            _ => {
+                *state = BATCH_BARE_UNICAST;
+                true
+            }
+        }
+    }
+}
+
+/// Whether a flood must take the skb path because unicast left without the devmap program since
+/// the last flush; if not, the flood goes through the devmap and the state says so.
+#[inline(always)]
+pub fn flood_must_take_skb_path() -> bool {
+    let Some(state) = XDP_BATCH.get_ptr_mut(0) else {
+        return true;
+    };
+    // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+    unsafe {
+        match *state {
+            BATCH_BARE_UNICAST => true,
+            _ => {
+                *state = BATCH_FLOODED;
+                false
+            }
+        }
+    }
+}
+
+/// The CPU's redirect queues are being flushed: the next frame starts a new batch.
+#[inline(always)]
+pub fn flushed() {
+    if let Some(state) = XDP_BATCH.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+        unsafe { *state = BATCH_CLEAN };
+    }
+}
