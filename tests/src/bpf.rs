@@ -1,5 +1,5 @@
-//! The kernel's view of a bridge's BPF objects, through bpftool: which programs its devmaps run,
-//! and whether a program is still loaded.
+//! The kernel's view of a bridge's BPF objects, through bpftool: which programs its devmaps and
+//! its flush watch run, and whether a program is still loaded.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -53,6 +53,17 @@ pub fn devmap_programs(bridge: &str) -> Result<BTreeMap<(String, u32), u32>> {
         }
     }
     Ok(programs)
+}
+
+/// The program `bridge`'s flush watch (`tracing/flush_watch`, a pinned raw tracepoint link)
+/// runs.
+pub fn flush_watch_program(bridge: &str) -> Result<u32> {
+    let path = pin_dir(bridge).join("tracing").join("flush_watch");
+    let link: Value = bpftool(&["link", "show", "pinned"], &path)?;
+    link["prog_id"]
+        .as_u64()
+        .and_then(|id| u32::try_from(id).ok())
+        .with_context(|| format!("no program id in the link at {}: {link}", path.display()))
 }
 
 /// `bpftool -j ARGS PATH`, its JSON output parsed.

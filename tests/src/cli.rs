@@ -34,6 +34,8 @@ pub struct Port {
     pub pvid: Option<u16>,
     pub tagged: Vec<u16>,
     pub attached: bool,
+    /// Its unicast leaves without the devmap program.
+    pub direct_unicast: bool,
 }
 
 /// One entry of `vbr port show -j` in any state, with the port's flags: unlike [`Port`], a

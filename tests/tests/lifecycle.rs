@@ -199,7 +199,8 @@ fn restart_loses_no_ping_and_keeps_the_fdb() {
 
 /// An upgrade is a new agent taking the bridges over from the old one the moment it exits. Here
 /// the new agent is the same binary: it still loads and swaps in fresh instances of the ingress
-/// program and of the devmap (egress) program, which is all an upgrade does to the kernel.
+/// program, the devmap (egress) program and the flush watch, which is all an upgrade does to the
+/// kernel.
 #[test]
 fn upgrade_swaps_every_program_and_loses_no_ping() {
     let rig = RestartLab::new();
@@ -211,6 +212,7 @@ fn upgrade_swaps_every_program_and_loses_no_ping() {
         !egress.is_empty(),
         "no devmap entry runs a program: nothing to swap"
     );
+    let watch = bpf::flush_watch_program(&rig.bridge.name).expect("reading the flush watch");
     let stream = rig.ping_stream();
 
     thread::sleep(STREAM_LEAD_IN);
@@ -225,6 +227,8 @@ fn upgrade_swaps_every_program_and_loses_no_ping() {
 
     let new_ingress = ingress_programs(&rig.lab, &rig.bridge);
     let new_egress = bpf::devmap_programs(&rig.bridge.name).expect("reading the devmaps");
+    let new_watch = bpf::flush_watch_program(&rig.bridge.name).expect("reading the flush watch");
+    assert_ne!(watch, new_watch, "flush watch not swapped");
     for ((port, old), new) in rig.bridge.ports.iter().zip(&ingress).zip(&new_ingress) {
         assert_ne!(old, new, "{}: ingress program not swapped", port.ifname);
     }
@@ -242,7 +246,12 @@ fn upgrade_swaps_every_program_and_loses_no_ping() {
     }
     // Nothing holds the old instances any more: the kernel unloads them (the devmap's after an
     // RCU grace period).
-    let old: Vec<u32> = ingress.iter().chain(egress.values()).copied().collect();
+    let old: Vec<u32> = ingress
+        .iter()
+        .chain(egress.values())
+        .chain([&watch])
+        .copied()
+        .collect();
     assert!(
         wait_until(SETTLE, || old
             .iter()

@@ -377,6 +377,12 @@ fn unicast_and_floods_sent_together_all_leave_finished() {
     let (lab, bridge) = vlan_lab();
     let agent =
         Agent::start(&lab, &vbr, std::slice::from_ref(&bridge)).expect("starting the agent");
+    // The agent lets unicast skip the devmap program: the batches must keep floods apart.
+    let ports = agent.cli().port_show(&bridge.name).expect("vbr port show");
+    assert!(
+        ports.iter().all(|port| port.direct_unicast),
+        "unicast keeps the devmap program: {ports:?}"
+    );
     let (h1, h2, h4) = (lab.host(1), lab.host(2), lab.host(4));
     h2.send(&h2.probe_to(Mac::BROADCAST))
         .expect("h2 announces itself");

@@ -9,7 +9,9 @@ use vbr::{
     pinned::PinnedBridge,
     port_policy,
 };
-use vbr_common::port::{POLICY_ACCEL_FORWARDING, POLICY_UPLINK, PVID_NONE, PortMode};
+use vbr_common::port::{
+    POLICY_ACCEL_FORWARDING, POLICY_UPLINK, PORT_F_BARE_UNICAST, PVID_NONE, PortMode,
+};
 
 use super::table;
 
@@ -74,6 +76,8 @@ struct PortRow {
     state: &'static str,
     /// The bridge's uplink (private, vepa and passthru modes).
     uplink: bool,
+    /// Its native XDP unicast may leave without the devmap program (`vbr_common::batch`).
+    direct_unicast: bool,
     flags: Option<PortFlags>,
 }
 
@@ -100,6 +104,7 @@ pub fn run(command: PortCommand, json: bool) -> anyhow::Result<()> {
                     (true, true) => "passing",
                 },
                 uplink: info.has(POLICY_UPLINK),
+                direct_unicast: info.flags & PORT_F_BARE_UNICAST != 0,
                 flags: Some(port_policy::decode(&info)),
             });
         }
@@ -118,6 +123,7 @@ pub fn run(command: PortCommand, json: bool) -> anyhow::Result<()> {
                 attached: false,
                 state: "waiting",
                 uplink: false,
+                direct_unicast: false,
                 flags: None,
             });
         }
