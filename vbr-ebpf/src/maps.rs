@@ -21,10 +21,10 @@ pub static FDB: HashMap<FdbKey, FdbEntry, { MAX_FDB_ENTRIES as usize }> = HashMa
 #[btf_map(name = "ports")]
 pub static PORTS: HashMap<u32, PortInfo, { MAX_PORTS as usize }> = HashMap::new();
 
-/// ifindex → ifindex of every port, each with `vbr_egress` attached: the target of unicast
-/// redirects and floods alike. One devmap for both, because the kernel batches the frames for a
-/// device per CPU and runs the program of the batch's first frame on all of them (devmap.c,
-/// bq_enqueue): every frame for a port must meet the same program.
+/// ifindex → ifindex of every port, each with `vbr_egress` attached: the target of floods, and
+/// of unicast whenever it may not skip the program. The kernel batches the frames for a device
+/// per CPU and runs the program of the batch's first frame on all of them (devmap.c,
+/// bq_enqueue), so a flood never shares a batch with unicast sent without it (see `batch`).
 #[btf_map(name = "egress")]
 pub static EGRESS: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
 
