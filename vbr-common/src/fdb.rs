@@ -40,9 +40,42 @@ pub const FDB_REFRESH_NS: u64 = 1_000_000_000;
 /// ports (a loop, a spoofer) is reported, not bounced on every frame.
 pub const FDB_MOVE_HOLD_NS: u64 = 1_000_000_000;
 
+/// Slots of each CPU's `fdb_cache` (a power of two): destinations looked up recently, so that a
+/// working set of a few thousand MACs costs the same in a table of a thousand or a million.
+pub const FDB_CACHE_SLOTS: u32 = 4096;
+
+/// A cached destination is trusted at most this long, whatever `fdb_generation` says: a bound on
+/// what a writer that does not bump the generation (bpftool by hand) can leave stale.
+pub const FDB_CACHE_TTL_NS: u64 = 1_000_000_000;
+
+/// One slot of a CPU's `fdb_cache`: what the `fdb` map held for `key` when `fdb_generation` was
+/// `generation`. Only found entries are cached; the slot is trusted while the generation is the
+/// same and it is younger than `FDB_CACHE_TTL_NS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdbCacheSlot {
+    pub key: FdbKey,
+    /// The entry's port.
+    pub ifindex: u32,
+    /// The entry's `FDB_F_*` bits.
+    pub flags: u32,
+    /// `fdb_generation` read before the lookup that filled the slot.
+    pub generation: u64,
+    /// When the slot was filled (the datapath's coarse clock).
+    pub filled_ns: u64,
+}
+
 impl FdbKey {
     pub const fn new(mac: [u8; 6], vlan: u16) -> Self {
         Self { mac, vlan }
+    }
+
+    /// The key's `fdb_cache` slot: a multiplicative hash of its 8 bytes.
+    pub const fn cache_slot(&self) -> u32 {
+        let [a, b, c, d, e, f] = self.mac;
+        let [g, h] = self.vlan.to_le_bytes();
+        let word = u64::from_le_bytes([a, b, c, d, e, f, g, h]);
+        (word.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as u32 & (FDB_CACHE_SLOTS - 1)
     }
 }
 
@@ -65,4 +98,5 @@ mod user {
     // SAFETY: plain `#[repr(C)]` data without padding holes.
     unsafe impl aya::Pod for super::FdbKey {}
     unsafe impl aya::Pod for super::FdbEntry {}
+    unsafe impl aya::Pod for super::FdbCacheSlot {}
 }

@@ -27,9 +27,11 @@ pub mod map_names {
     pub const PORT_LEARNED: &str = "port_learned";
     pub const STORM: &str = "storm";
     pub const XDP_BATCH: &str = "xdp_batch";
+    pub const FDB_CACHE: &str = "fdb_cache";
+    pub const FDB_GENERATION: &str = "fdb_generation";
 
     /// Every map, in the order the agent checks and pins them.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 15] = [
         FDB,
         PORTS,
         EGRESS,
@@ -43,6 +45,8 @@ pub mod map_names {
         PORT_LEARNED,
         STORM,
         XDP_BATCH,
+        FDB_CACHE,
+        FDB_GENERATION,
     ];
 }
 

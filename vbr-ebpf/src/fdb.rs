@@ -1,16 +1,19 @@
 //! Forwarding database: source learning and destination lookup (br_fdb.c).
-use aya_ebpf::helpers::bpf_ktime_get_coarse_ns;
+use aya_ebpf::helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns};
 use vbr_common::{
     BRIDGE_LEARNED_SLOT,
     event::EventKind,
-    fdb::{FDB_MOVE_HOLD_NS, FDB_REFRESH_NS, FdbEntry, FdbKey},
+    fdb::{
+        FDB_CACHE_TTL_NS, FDB_F_LOCAL, FDB_MOVE_HOLD_NS, FDB_REFRESH_NS, FdbCacheSlot, FdbEntry,
+        FdbKey,
+    },
     port::PortInfo,
     stats::Reason,
 };
 
 use crate::{
     event,
-    maps::{FDB, INFO, PORT_LEARNED},
+    maps::{FDB, FDB_CACHE, FDB_GENERATION, INFO, PORT_LEARNED},
     parse::is_multicast,
 };
 
@@ -52,8 +55,59 @@ pub fn learn(mac: [u8; 6], vlan: u16, ifindex: u32, port: &PortInfo) -> Result<(
     }
     let old_ifindex = entry.ifindex;
     write(key, ifindex, now, now);
+    invalidate_cached();
     event::emit(EventKind::Moved, mac, vlan, ifindex, old_ifindex);
     Ok(())
+}
+
+/// Every CPU's cached destinations are stale: `fdb_generation` takes a value no writer gave it
+/// before (a fresh reading of CLOCK_MONOTONIC, which userspace writers use too). A plain store
+/// suffices: racing writers may leave an older value, but never one a cache slot holds.
+#[inline(always)]
+fn invalidate_cached() {
+    if let Some(generation) = FDB_GENERATION.get_ptr_mut(0) {
+        // SAFETY: the pointer comes from a successful map lookup; no preconditions for the clock.
+        unsafe { *generation = bpf_ktime_get_ns() };
+    }
+}
+
+/// The port and `FDB_F_*` bits of `key`'s entry: from this CPU's `fdb_cache` while the slot is
+/// current, else from the `fdb` map, filling the slot.
+#[inline(always)]
+fn lookup(key: FdbKey) -> Option<(u32, u32)> {
+    // Read before the map: a writer that changes the entry after the lookup replaces the
+    // generation after it, so a slot filled from the old entry is never trusted.
+    let generation = FDB_GENERATION.get(0).copied().unwrap_or(0);
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
+    let slot = FDB_CACHE.get_ptr_mut(key.cache_slot());
+    if let Some(slot) = slot {
+        // SAFETY: per-CPU slot, only this CPU's programs touch it, one at a time.
+        let slot = unsafe { &*slot };
+        if slot.key == key
+            && slot.generation == generation
+            && now.wrapping_sub(slot.filled_ns) < FDB_CACHE_TTL_NS
+        {
+            return Some((slot.ifindex, slot.flags));
+        }
+    }
+    // SAFETY: the pointer comes from a successful map lookup.
+    let (ifindex, flags) = FDB
+        .get_ptr(key)
+        .map(|entry| unsafe { ((*entry).ifindex, (*entry).flags) })?;
+    if let Some(slot) = slot {
+        // SAFETY: as above.
+        unsafe {
+            *slot = FdbCacheSlot {
+                key,
+                ifindex,
+                flags,
+                generation,
+                filled_ns: now,
+            }
+        };
+    }
+    Some((ifindex, flags))
 }
 
 /// Counts one more learned MAC on `port` and on the bridge, unless either holds its limit. The
@@ -116,11 +170,7 @@ pub fn destination(
     if is_multicast(&dst) {
         return Ok(Destination::Flood { missed: false });
     }
-    // SAFETY: the pointer comes from a successful map lookup.
-    match FDB
-        .get_ptr(FdbKey::new(dst, vlan))
-        .map(|entry| unsafe { ((*entry).ifindex, (*entry).is_local()) })
-    {
+    match lookup(FdbKey::new(dst, vlan)).map(|(egress, flags)| (egress, flags & FDB_F_LOCAL != 0)) {
         Some((egress, true)) if egress == ingress => Err(Reason::PassToStack),
         Some((egress, _)) if egress == ingress && !hairpin => Err(Reason::DropSamePort),
         Some((egress, _)) => Ok(Destination::Port(egress)),

@@ -8,7 +8,7 @@ use vbr_common::{
     MAX_FDB_ENTRIES, MAX_PORTS,
     bridge::BridgeInfo,
     event::{EVENTS_RING_BYTES, EventBudget, FdbEvent},
-    fdb::{FdbEntry, FdbKey},
+    fdb::{FDB_CACHE_SLOTS, FdbCacheSlot, FdbEntry, FdbKey},
     port::{PortInfo, VLAN_BITMAP_WORDS},
     stats::{Counters, Reason, StormBucket},
 };
@@ -16,6 +16,16 @@ use vbr_common::{
 /// (MAC, VLAN) → port.
 #[btf_map(name = "fdb")]
 pub static FDB: HashMap<FdbKey, FdbEntry, { MAX_FDB_ENTRIES as usize }> = HashMap::new();
+
+/// Per CPU, destinations looked up recently (see `FdbCacheSlot`), by `FdbKey::cache_slot`.
+#[btf_map(name = "fdb_cache")]
+pub static FDB_CACHE: PerCpuArray<FdbCacheSlot, { FDB_CACHE_SLOTS as usize }> = PerCpuArray::new();
+
+/// 0 → a value every writer of `fdb` that moves or removes an entry replaces with a new one (the
+/// writer's CLOCK_MONOTONIC, which no writer repeats): cached destinations of another value are
+/// stale.
+#[btf_map(name = "fdb_generation")]
+pub static FDB_GENERATION: Array<u64, 1> = Array::new();
 
 /// ifindex → port configuration; membership in this map makes an interface a bridge port.
 #[btf_map(name = "ports")]

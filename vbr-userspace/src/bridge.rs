@@ -260,6 +260,8 @@ impl Bridge {
         })?;
         let fdb = Fdb::new(
             HashMap::try_from(take_map(&mut ebpf, map_names::FDB)?).context("opening the fdb")?,
+            Array::try_from(take_map(&mut ebpf, map_names::FDB_GENERATION)?)
+                .context("opening the fdb generation")?,
         );
         let mut bridge = Self {
             name: config.name.clone(),

@@ -2,22 +2,35 @@
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use aya::maps::{HashMap, MapData, MapError};
+use aya::maps::{Array, HashMap, MapData, MapError};
 use vbr_common::fdb::{FDB_F_LOCAL, FDB_F_MIRRORED, FDB_F_STATIC, FdbEntry, FdbKey};
 
 /// BPF_NOEXIST: `bpf_map_update_elem` fails if the key is present.
 const BPF_NOEXIST: u64 = 1;
 
-pub struct Fdb(HashMap<MapData, FdbKey, FdbEntry>);
+/// The `fdb` map, and the `fdb_generation` every change of it replaces: the datapath's per-CPU
+/// caches of destinations trust only slots filled under the current generation.
+pub struct Fdb {
+    map: HashMap<MapData, FdbKey, FdbEntry>,
+    generation: Array<MapData, u64>,
+}
 
 impl Fdb {
-    pub fn new(map: HashMap<MapData, FdbKey, FdbEntry>) -> Self {
-        Self(map)
+    pub fn new(map: HashMap<MapData, FdbKey, FdbEntry>, generation: Array<MapData, u64>) -> Self {
+        Self { map, generation }
+    }
+
+    /// Makes every cached destination stale, after a change of the map: the generation takes
+    /// a fresh reading of CLOCK_MONOTONIC, a value no writer gave it before.
+    fn changed(&mut self) -> anyhow::Result<()> {
+        self.generation
+            .set(0, monotonic_now_ns(), 0)
+            .context("writing the fdb generation")
     }
 
     /// Every entry.
     pub fn entries(&self) -> anyhow::Result<Vec<(FdbKey, FdbEntry)>> {
-        self.0
+        self.map
             .iter()
             .collect::<Result<Vec<_>, _>>()
             .context("reading the fdb map")
@@ -32,10 +45,10 @@ impl Fdb {
             moved_ns: 0,
         };
         match self
-            .0
+            .map
             .insert(key, entry, if replace { 0 } else { BPF_NOEXIST })
         {
-            Ok(()) => Ok(()),
+            Ok(()) => self.changed(),
             Err(MapError::SyscallError(error))
                 if error.io_error.raw_os_error() == Some(libc::EEXIST) =>
             {
@@ -53,9 +66,10 @@ impl Fdb {
             last_seen_ns: monotonic_now_ns(),
             moved_ns: 0,
         };
-        self.0
+        self.map
             .insert(key, entry, 0)
-            .context("writing a local entry to the fdb map")
+            .context("writing a local entry to the fdb map")?;
+        self.changed()
     }
 
     /// Writes the mirror of a Linux bridge's entry, behind `ifindex` as the kernel has it. The
@@ -67,19 +81,20 @@ impl Fdb {
             last_seen_ns: 0,
             moved_ns: 0,
         };
-        self.0
+        self.map
             .insert(key, entry, 0)
-            .context("writing a mirrored entry to the fdb map")
+            .context("writing a mirrored entry to the fdb map")?;
+        self.changed()
     }
 
     /// Removes an entry, static or learned; returns it.
     pub fn delete(&mut self, key: &FdbKey) -> anyhow::Result<FdbEntry> {
         let entry = self
-            .0
+            .map
             .get(key, 0)
             .map_err(|_| anyhow::anyhow!("no such entry"))?;
-        match self.0.remove(key) {
-            Ok(()) => Ok(entry),
+        match self.map.remove(key) {
+            Ok(()) => self.changed().map(|()| entry),
             Err(MapError::KeyNotFound) => bail!("no such entry"),
             Err(MapError::SyscallError(error))
                 if error.io_error.raw_os_error() == Some(libc::ENOENT) =>
@@ -116,12 +131,15 @@ impl Fdb {
         let mut gone = Vec::with_capacity(removed.len());
         for (key, _) in removed {
             // Look again: the datapath may have refreshed or moved it meanwhile.
-            if let Ok(entry) = self.0.get(&key, 0)
+            if let Ok(entry) = self.map.get(&key, 0)
                 && doomed(&entry)
-                && self.0.remove(&key).is_ok()
+                && self.map.remove(&key).is_ok()
             {
                 gone.push((key, entry));
             }
+        }
+        if !gone.is_empty() {
+            self.changed()?;
         }
         Ok(gone)
     }

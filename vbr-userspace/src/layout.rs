@@ -9,7 +9,7 @@ use vbr_common::{
     MAP_LAYOUT_VERSION, MAX_FDB_ENTRIES, MAX_PORTS,
     bridge::BridgeInfo,
     event::{EVENTS_RING_BYTES, EventBudget},
-    fdb::{FdbEntry, FdbKey},
+    fdb::{FDB_CACHE_SLOTS, FdbCacheSlot, FdbEntry, FdbKey},
     map_names,
     port::{PortInfo, VLAN_BITMAP_WORDS},
     stats::{Counters, Reason, StormBucket},
@@ -58,6 +58,12 @@ fn expected(name: &str) -> Option<(u32, u32, u32)> {
         map_names::INFO => (size(size_of::<u32>()), size(size_of::<BridgeInfo>()), 1),
         map_names::SLOTS => (size(size_of::<u32>()), size(size_of::<u32>()), MAX_PORTS),
         map_names::XDP_BATCH => (size(size_of::<u32>()), size(size_of::<u32>()), 1),
+        map_names::FDB_CACHE => (
+            size(size_of::<u32>()),
+            size(size_of::<FdbCacheSlot>()),
+            FDB_CACHE_SLOTS,
+        ),
+        map_names::FDB_GENERATION => (size(size_of::<u32>()), size(size_of::<u64>()), 1),
         map_names::PORT_LEARNED => (
             size(size_of::<u32>()),
             size(size_of::<u64>()),

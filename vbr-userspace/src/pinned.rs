@@ -4,13 +4,7 @@ use std::{fs, io::ErrorKind, os::unix::fs::MetadataExt as _};
 
 use anyhow::{Context as _, bail};
 use aya::maps::{Array, HashMap, Map, MapData};
-use vbr_common::{
-    MAP_LAYOUT_VERSION,
-    bridge::BridgeInfo,
-    fdb::{FdbEntry, FdbKey},
-    map_names,
-    port::PortInfo,
-};
+use vbr_common::{MAP_LAYOUT_VERSION, bridge::BridgeInfo, map_names, port::PortInfo};
 
 use crate::{fdb::Fdb, paths};
 
@@ -43,10 +37,10 @@ impl PinnedBridge {
             name: name.to_owned(),
             accelerates: info(name)?.map_or(0, |info| info.accelerates),
             ports: open_map(name, map_names::PORTS)?,
-            fdb: Fdb::new(open_map::<HashMap<MapData, FdbKey, FdbEntry>>(
-                name,
-                map_names::FDB,
-            )?),
+            fdb: Fdb::new(
+                open_map(name, map_names::FDB)?,
+                open_map(name, map_names::FDB_GENERATION)?,
+            ),
         })
     }
 

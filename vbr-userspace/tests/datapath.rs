@@ -5,18 +5,19 @@
 //!
 //! Each test builds its ports in a network namespace of its own and moves its thread there:
 //! test runs name their ingress by ifindex, which the kernel resolves in the caller's namespace.
-use std::{mem, time::Duration};
+use std::{mem, os::fd::AsFd as _, time::Duration};
 
 use aya::{
     Ebpf, TestRun as _, TestRunAttrs, TestRunOptions,
-    maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, Map, MapData, PerCpuArray},
     programs::{RawTracePoint, Xdp},
 };
+use vbr::fdb::{Fdb, monotonic_now_ns};
 use vbr_common::{
     DEFAULT_VLAN, FLUSH_TRACEPOINT, PROG_ACCEL, PROG_EGRESS, PROG_FLUSH_WATCH, PROG_INGRESS,
     batch::{BATCH_BARE_UNICAST, BATCH_CLEAN, BATCH_FLOODED},
     bridge::{BridgeInfo, LinkLocal},
-    fdb::{FDB_F_LOCAL, FDB_F_MIRRORED, FDB_F_STATIC, FdbEntry, FdbKey},
+    fdb::{FDB_F_LOCAL, FDB_F_MIRRORED, FDB_F_STATIC, FdbCacheSlot, FdbEntry, FdbKey},
     map_names,
     port::{
         POLICY_ACCEL_FORWARDING, POLICY_ACCEL_VLAN, POLICY_BCAST_FLOOD, POLICY_FLOOD,
@@ -262,6 +263,29 @@ impl Bridge {
             moved_ns: 0,
         };
         fdb.insert(FdbKey::new(mac.0, vid), entry, 0).unwrap();
+        self.fdb_changed();
+    }
+
+    /// Makes the datapath's cached destinations stale, as every writer of the FDB does.
+    fn fdb_changed(&mut self) {
+        let mut generation: Array<_, u64> =
+            Array::try_from(self.ebpf.map_mut(map_names::FDB_GENERATION).unwrap()).unwrap();
+        generation.set(0, monotonic_now_ns(), 0).unwrap();
+    }
+
+    /// The FDB as the agent and the CLI write it, through the library.
+    fn fdb_writer(&self) -> Fdb {
+        let owned = |name: &str| {
+            let data = match self.ebpf.map(name).unwrap() {
+                Map::HashMap(data) | Map::Array(data) => data,
+                other => panic!("{name} is a {other:?}"),
+            };
+            MapData::from_fd(data.fd().as_fd().try_clone_to_owned().unwrap()).unwrap()
+        };
+        Fdb::new(
+            HashMap::try_from(Map::HashMap(owned(map_names::FDB))).unwrap(),
+            Array::try_from(Map::Array(owned(map_names::FDB_GENERATION))).unwrap(),
+        )
     }
 
     /// Changes port `n`'s entry in the ports map.
@@ -605,6 +629,50 @@ fn broadcast_and_unknown_unicast_flood_to_every_other_port() {
     assert_eq!(bridge.count(Reason::Flooded), 2);
 }
 
+/// Destinations are cached per CPU (`fdb_cache`): a move the datapath learns and a deletion the
+/// agent or the CLI writes both make the cached destination stale at once.
+#[test]
+fn cached_destinations_follow_moves_and_deletions() {
+    const CPU: usize = 0;
+    vbr_tests::pin_to_cpu(CPU).expect("pinning the test to one CPU");
+    let bridge = Bridge::new();
+    let to_b = probe(MAC_B, MAC_A);
+    let cached_b = || {
+        let key = FdbKey::new(MAC_B.0, DEFAULT_VLAN);
+        let cache: PerCpuArray<_, FdbCacheSlot> =
+            PerCpuArray::try_from(bridge.ebpf.map(map_names::FDB_CACHE).unwrap()).unwrap();
+        let slot = cache.get(&key.cache_slot(), 0).unwrap()[CPU];
+        (slot.key == key).then_some(slot.ifindex)
+    };
+
+    bridge.deliver(1, &probe(MAC_A, MAC_B));
+    assert_eq!(receivers(&bridge.deliver(0, &to_b)), vec![1]);
+    assert_eq!(
+        cached_b(),
+        Some(bridge.port(1)),
+        "the lookup filled the cache"
+    );
+    assert_eq!(receivers(&bridge.deliver(0, &to_b)), vec![1]);
+
+    bridge.deliver(2, &probe(MAC_A, MAC_B));
+    assert_eq!(
+        receivers(&bridge.deliver(0, &to_b)),
+        vec![2],
+        "B moved to port 2"
+    );
+    assert_eq!(cached_b(), Some(bridge.port(2)));
+
+    bridge
+        .fdb_writer()
+        .delete(&FdbKey::new(MAC_B.0, DEFAULT_VLAN))
+        .expect("deleting B");
+    assert_eq!(
+        receivers(&bridge.deliver(0, &to_b)),
+        vec![1, 2],
+        "B is unknown again: flooded"
+    );
+}
+
 /// Within one flush a CPU sends unicast without the devmap program or floods through it, never
 /// both (`vbr_common::batch`). Plain test runs queue and flush nothing, so the state they leave
 /// shows each decision; a live run's frames reach the far ends through their NAPI polls on this
@@ -838,17 +906,7 @@ fn floods_stay_inside_their_vlan_tagged_per_port() {
 #[test]
 fn frames_for_a_stack_listening_on_their_port_go_up_it() {
     let mut bridge = Bridge::new();
-    let port0 = bridge.port(0);
-    let mut fdb: HashMap<_, FdbKey, FdbEntry> =
-        HashMap::try_from(bridge.ebpf.map_mut(map_names::FDB).unwrap()).unwrap();
-    let local = FdbEntry {
-        ifindex: port0,
-        flags: FDB_F_STATIC | FDB_F_LOCAL,
-        last_seen_ns: 0,
-        moved_ns: 0,
-    };
-    fdb.insert(FdbKey::new(MAC_C.0, DEFAULT_VLAN), local, 0)
-        .unwrap();
+    bridge.add_entry(MAC_C, DEFAULT_VLAN, 0, FDB_F_STATIC | FDB_F_LOCAL);
     let (verdict, _) = bridge.run(0, &probe(MAC_C, MAC_A));
     assert_eq!(
         verdict, XDP_PASS,

@@ -566,6 +566,7 @@ impl Tap {
 struct Bench {
     ebpf: Ebpf,
     fdb: BpfHashMap<MapData, FdbKey, FdbEntry>,
+    fdb_generation: Array<MapData, u64>,
     ports_map: BpfHashMap<MapData, u32, PortInfo>,
     info: Array<MapData, BridgeInfo>,
     port_learned: Array<MapData, u64>,
@@ -634,6 +635,7 @@ impl Bench {
         }
         let mut take = |name: &str| ebpf.take_map(name).expect(name);
         let fdb = take(map_names::FDB).try_into().unwrap();
+        let fdb_generation = take(map_names::FDB_GENERATION).try_into().unwrap();
         let ports_map = take(map_names::PORTS).try_into().unwrap();
         let info = take(map_names::INFO).try_into().unwrap();
         let port_learned = take(map_names::PORT_LEARNED).try_into().unwrap();
@@ -644,6 +646,7 @@ impl Bench {
         let mut bench = Self {
             ebpf,
             fdb,
+            fdb_generation,
             ports_map,
             info,
             port_learned,
@@ -736,6 +739,10 @@ impl Bench {
         for (key, entry) in &bridge.fdb {
             self.fdb.insert(key, entry, 0).expect("fdb insert");
         }
+        // As every writer of the FDB does: what the datapath cached for the last case is stale.
+        self.fdb_generation
+            .set(0, vbr::fdb::monotonic_now_ns(), 0)
+            .expect("fdb_generation set");
         for slot in learned_slots() {
             let count = bridge.learned.get(&slot).copied().unwrap_or(0);
             self.port_learned
