@@ -72,7 +72,8 @@ fn invalidate_cached() {
 }
 
 /// The port and `FDB_F_*` bits of `key`'s entry: from this CPU's `fdb_cache` while the slot is
-/// current, else from the `fdb` map, filling the slot.
+/// current, else from the `fdb` map. A slot is refilled only once it is stale: a working set
+/// larger than the cache then costs a read of the slot, not a write on every frame.
 #[inline(always)]
 fn lookup(key: FdbKey) -> Option<(u32, u32)> {
     // Read before the map: a writer that changes the entry after the lookup replaces the
@@ -81,13 +82,13 @@ fn lookup(key: FdbKey) -> Option<(u32, u32)> {
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_coarse_ns() };
     let slot = FDB_CACHE.get_ptr_mut(key.cache_slot());
+    let mut stale = true;
     if let Some(slot) = slot {
         // SAFETY: per-CPU slot, only this CPU's programs touch it, one at a time.
         let slot = unsafe { &*slot };
-        if slot.key == key
-            && slot.generation == generation
-            && now.wrapping_sub(slot.filled_ns) < FDB_CACHE_TTL_NS
-        {
+        stale =
+            slot.generation != generation || now.wrapping_sub(slot.filled_ns) >= FDB_CACHE_TTL_NS;
+        if !stale && slot.key == key {
             return Some((slot.ifindex, slot.flags));
         }
     }
@@ -95,7 +96,9 @@ fn lookup(key: FdbKey) -> Option<(u32, u32)> {
     let (ifindex, flags) = FDB
         .get_ptr(key)
         .map(|entry| unsafe { ((*entry).ifindex, (*entry).flags) })?;
-    if let Some(slot) = slot {
+    if let Some(slot) = slot
+        && stale
+    {
         // SAFETY: as above.
         unsafe {
             *slot = FdbCacheSlot {
