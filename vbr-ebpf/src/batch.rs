@@ -9,38 +9,31 @@ use crate::maps::XDP_BATCH;
 /// flood went through the devmap since the last flush.
 #[inline(always)]
 pub fn unicast_may_skip_egress() -> bool {
-    let Some(state) = XDP_BATCH.get_ptr_mut(0) else {
-        return false;
-    };
-    // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
-    unsafe {
-        match *state {
-            BATCH_FLOODED => false,
-            _ => {
-                *state = BATCH_BARE_UNICAST;
-                true
-            }
-        }
-    }
+    take(BATCH_BARE_UNICAST)
 }
 
 /// Whether a flood must take the skb path because unicast left without the devmap program since
 /// the last flush; if not, the flood goes through the devmap and the state says so.
 #[inline(always)]
 pub fn flood_must_take_skb_path() -> bool {
+    !take(BATCH_FLOODED)
+}
+
+/// Claims this CPU's batch for `kind` (`BATCH_BARE_UNICAST` or `BATCH_FLOODED`): false when the
+/// other kind has it since the last flush.
+#[inline(always)]
+fn take(kind: u32) -> bool {
     let Some(state) = XDP_BATCH.get_ptr_mut(0) else {
-        return true;
+        return false;
     };
     // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
     unsafe {
-        match *state {
-            BATCH_BARE_UNICAST => true,
-            _ => {
-                *state = BATCH_FLOODED;
-                false
-            }
+        if *state != BATCH_CLEAN && *state != kind {
+            return false;
         }
+        *state = kind;
     }
+    true
 }
 
 /// The CPU's redirect queues are being flushed: the next frame starts a new batch.
