@@ -17,6 +17,15 @@ use crate::{
     parse::is_multicast,
 };
 
+/// The time learning stamps and the cache ages by, read once a frame: the coarse clock
+/// (Linux ≥ 5.11) is cheap and plenty for one-second steps; it runs on CLOCK_MONOTONIC like the
+/// agent's ageing.
+#[inline(always)]
+pub fn now() -> u64 {
+    // SAFETY: no preconditions.
+    unsafe { bpf_ktime_get_coarse_ns() }
+}
+
 /// Records that `mac` in `vlan` lives behind `ifindex` (`port`), as br_fdb_update does:
 /// - a static entry never moves, and its MAC as source on another port is spoofed: dropped;
 /// - a learned entry is rewritten only when it moved or its timestamp is `FDB_REFRESH_NS` old,
@@ -25,12 +34,14 @@ use crate::{
 /// - a new MAC is not learned while its port or the bridge holds its learned-MAC limit (its
 ///   frames are still forwarded; replies to them flood).
 #[inline(always)]
-pub fn learn(mac: [u8; 6], vlan: u16, ifindex: u32, port: &PortInfo) -> Result<(), Reason> {
+pub fn learn(
+    mac: [u8; 6],
+    vlan: u16,
+    ifindex: u32,
+    port: &PortInfo,
+    now: u64,
+) -> Result<(), Reason> {
     let key = FdbKey::new(mac, vlan);
-    // The coarse clock (Linux ≥ 5.11) is cheap and plenty for one-second steps; it runs on
-    // CLOCK_MONOTONIC like the agent's ageing.
-    // SAFETY: no preconditions.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
     let Some(entry) = FDB.get_ptr(key) else {
         if take_learned_slot(port) {
             write(key, ifindex, now, 0);
@@ -75,12 +86,10 @@ fn invalidate_cached() {
 /// current, else from the `fdb` map. A slot is refilled only once it is stale: a working set
 /// larger than the cache then costs a read of the slot, not a write on every frame.
 #[inline(always)]
-fn lookup(key: FdbKey) -> Option<(u32, u32)> {
+fn lookup(key: FdbKey, now: u64) -> Option<(u32, u32)> {
     // Read before the map: a writer that changes the entry after the lookup replaces the
     // generation after it, so a slot filled from the old entry is never trusted.
     let generation = FDB_GENERATION.get(0).copied().unwrap_or(0);
-    // SAFETY: no preconditions.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
     let slot = FDB_CACHE.get_ptr_mut(key.cache_slot());
     let mut stale = true;
     if let Some(slot) = slot {
@@ -169,11 +178,14 @@ pub fn destination(
     vlan: u16,
     ingress: u32,
     hairpin: bool,
+    now: u64,
 ) -> Result<Destination, Reason> {
     if is_multicast(&dst) {
         return Ok(Destination::Flood { missed: false });
     }
-    match lookup(FdbKey::new(dst, vlan)).map(|(egress, flags)| (egress, flags & FDB_F_LOCAL != 0)) {
+    match lookup(FdbKey::new(dst, vlan), now)
+        .map(|(egress, flags)| (egress, flags & FDB_F_LOCAL != 0))
+    {
         Some((egress, true)) if egress == ingress => Err(Reason::PassToStack),
         Some((egress, _)) if egress == ingress && !hairpin => Err(Reason::DropSamePort),
         Some((egress, _)) => Ok(Destination::Port(egress)),

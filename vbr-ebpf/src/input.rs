@@ -55,13 +55,14 @@ fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<(u32,
     policy::link_local(&dst)?;
     // Learn only after ingress filtering, as br_handle_frame_finish does.
     let frame = vlan::classify(ctx, ether_type, port)?;
-    policy::learn_source(port, ingress, src, frame.vid)?;
+    let now = fdb::now();
+    policy::learn_source(port, ingress, src, frame.vid, now)?;
     // Native XDP can only redirect to devices that take XDP frames; generic XDP (skb-backed)
     // reaches any device, and queues nothing for a flush.
     let native = port.mode == PortMode::XdpNative as u8;
     // The port's unicast may skip the devmap program, and its floods may take the skb path.
     let bare_unicast = native && port.flags & PORT_F_BARE_UNICAST != 0;
-    let destination = fdb::destination(dst, frame.vid, ingress, port.has(POLICY_HAIRPIN))?;
+    let destination = fdb::destination(dst, frame.vid, ingress, port.has(POLICY_HAIRPIN), now)?;
     match policy::steer(port, destination)? {
         Destination::Port(egress) => {
             // SAFETY: the pointer comes from a successful map lookup.

@@ -22,7 +22,13 @@ use crate::{
 /// uplink of a private, vepa or passthru bridge a MAC that lives behind a local port is a frame
 /// the far side hairpinned back: never moved to the uplink, and in private mode dropped.
 #[inline(always)]
-pub fn learn_source(port: &PortInfo, ingress: u32, src: [u8; 6], vid: u16) -> Result<(), Reason> {
+pub fn learn_source(
+    port: &PortInfo,
+    ingress: u32,
+    src: [u8; 6],
+    vid: u16,
+    now: u64,
+) -> Result<(), Reason> {
     if port.has(POLICY_UPLINK)
         && let Some(home) = FDB.get_ptr(FdbKey::new(src, vid))
         // SAFETY: the pointer comes from a successful map lookup.
@@ -37,7 +43,7 @@ pub fn learn_source(port: &PortInfo, ingress: u32, src: [u8; 6], vid: u16) -> Re
     if !port.has(POLICY_LEARNING) {
         return Ok(());
     }
-    fdb::learn(src, vid, ingress, port)
+    fdb::learn(src, vid, ingress, port, now)
 }
 
 /// What becomes of a frame for a link-local address (01:80:c2:00:00:00–0f: STP, LACP, LLDP),

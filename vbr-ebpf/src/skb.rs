@@ -69,8 +69,9 @@ fn switch_skb(
     // An 802.1ad tag the stack took out stays payload: only an 802.1Q tag classifies.
     let c_tag = tagged != 0 && proto == u32::from(ETH_P_8021Q.to_be());
     let frame = vlan::admit(port, c_tag.then_some(tci as u16))?;
-    policy::learn_source(port, ingress, src, frame.vid)?;
-    let destination = fdb::destination(dst, frame.vid, ingress, port.has(POLICY_HAIRPIN))?;
+    let now = fdb::now();
+    policy::learn_source(port, ingress, src, frame.vid, now)?;
+    let destination = fdb::destination(dst, frame.vid, ingress, port.has(POLICY_HAIRPIN), now)?;
     let len = ctx.len() as usize;
     stats::add(Direction::Rx, port.slot, frame.vid, len);
     carry_tag(skb, &frame, c_tag)?;
