@@ -17,15 +17,14 @@ use aya::{
     maps::Array,
     maps::{DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues},
     programs::{
-        RawTracePoint, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
         tc::SchedClassifierLink,
         xdp::XdpLink,
     },
 };
 use vbr_common::{
-    BRIDGE_LEARNED_SLOT, FLUSH_TRACEPOINT, MAX_PORTS, PROG_ACCEL, PROG_EGRESS, PROG_FLUSH_WATCH,
-    PROG_INGRESS, PROG_TC_INGRESS,
+    BRIDGE_LEARNED_SLOT, MAX_PORTS, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS, PROG_TC_INGRESS,
     bridge::{BridgeInfo, LinkLocal},
     event::EventKind,
     fdb::{FdbEntry, FdbKey},
@@ -296,18 +295,7 @@ impl Bridge {
         if fs::read_to_string("/sys/kernel/realtime").is_ok_and(|rt| rt.trim() == "1") {
             bail!("a PREEMPT_RT kernel");
         }
-        let program: &mut RawTracePoint = self
-            .ebpf
-            .program_mut(PROG_FLUSH_WATCH)
-            .ok_or_else(|| anyhow!("the eBPF object has no program {PROG_FLUSH_WATCH}"))?
-            .try_into()
-            .with_context(|| format!("{PROG_FLUSH_WATCH} is not a raw tracepoint program"))?;
-        program
-            .load()
-            .with_context(|| format!("loading {PROG_FLUSH_WATCH}"))?;
-        let id = program
-            .attach(FLUSH_TRACEPOINT)
-            .with_context(|| format!("attaching {PROG_FLUSH_WATCH}"))?;
+        let (program, id) = crate::datapath::watch_flushes(&mut self.ebpf)?;
         let link = FdLink::from(program.take_link(id)?);
         let pin = paths::flush_watch_pin(&self.pin_dir);
         paths::create_private_dir(pin.parent().expect("the watch's pin lives in a directory"))?;

@@ -10,11 +10,11 @@ use std::{mem, os::fd::AsFd as _, time::Duration};
 use aya::{
     Ebpf, TestRun as _, TestRunAttrs, TestRunOptions,
     maps::{Array, DevMapHash, HashMap, Map, MapData, PerCpuArray},
-    programs::{RawTracePoint, Xdp},
+    programs::Xdp,
 };
 use vbr::fdb::{Fdb, monotonic_now_ns};
 use vbr_common::{
-    DEFAULT_VLAN, FLUSH_TRACEPOINT, PROG_ACCEL, PROG_EGRESS, PROG_FLUSH_WATCH, PROG_INGRESS,
+    DEFAULT_VLAN, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS,
     batch::{BATCH_BARE_UNICAST, BATCH_CLEAN, BATCH_FLOODED},
     bridge::{BridgeInfo, LinkLocal},
     fdb::{FDB_F_LOCAL, FDB_F_MIRRORED, FDB_F_STATIC, FdbCacheSlot, FdbEntry, FdbKey},
@@ -310,18 +310,7 @@ impl Bridge {
     /// Attaches `vbr_flush_watch` and lets every port's unicast skip the devmap program, as the
     /// agent does for native ports with a TC program.
     fn watch_flushes(&mut self) {
-        let watch: &mut RawTracePoint = self
-            .ebpf
-            .program_mut(PROG_FLUSH_WATCH)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        watch
-            .load()
-            .unwrap_or_else(|error| panic!("the verifier rejects {PROG_FLUSH_WATCH}: {error:?}"));
-        watch
-            .attach(FLUSH_TRACEPOINT)
-            .expect("attaching the flush watch");
+        vbr::datapath::watch_flushes(&mut self.ebpf).unwrap_or_else(|error| panic!("{error:#}"));
         for n in 0..self.ports.len() {
             self.set_port(n, |info| info.flags |= PORT_F_BARE_UNICAST);
         }

@@ -7,13 +7,11 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{DevMapHash, HashMap, MapData, PerCpuArray},
     programs::{
-        RawTracePoint, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId,
-        xdp::XdpLinkId,
+        SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId,
     },
 };
 use vbr_common::{
-    FLUSH_TRACEPOINT, MAX_FDB_ENTRIES, PROG_ACCEL, PROG_EGRESS, PROG_FLUSH_WATCH, PROG_INGRESS,
-    PROG_TC_INGRESS,
+    MAX_FDB_ENTRIES, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS, PROG_TC_INGRESS,
     fdb::{FDB_F_STATIC, FdbEntry, FdbKey},
     map_names,
     port::{PORT_F_ATTACHED, PORT_F_BARE_UNICAST, PortInfo, PortMode},
@@ -72,14 +70,7 @@ impl VbrSwitch {
         tc_program(&mut ebpf)?
             .load()
             .context("loading the TC program")?;
-        let flush_watch: &mut RawTracePoint = ebpf
-            .program_mut(PROG_FLUSH_WATCH)
-            .ok_or_else(|| anyhow!("no program {PROG_FLUSH_WATCH}"))?
-            .try_into()?;
-        flush_watch.load().context("loading the flush watch")?;
-        flush_watch
-            .attach(FLUSH_TRACEPOINT)
-            .context("attaching the flush watch")?;
+        vbr::datapath::watch_flushes(&mut ebpf)?;
         let mut fdb: HashMap<_, FdbKey, FdbEntry> =
             HashMap::try_from(map(&mut ebpf, map_names::FDB)?)?;
         let entry = FdbEntry {
