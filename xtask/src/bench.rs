@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: vbr's forwarding benchmark (vbr-userspace/benches/forwarding), as root.
 //! The full run writes docs/benchmarks.md and docs/benchmarks.svg; `--quick` only checks that
-//! every variant forwards, and is part of `cargo xtask test` so that the bench never rots.
+//! every variant forwards, and is part of `cargo xtask test` so that the bench never rots;
+//! `--only TEXT` measures the matching variants and prints their rates, for profiling.
 
 use anyhow::{Context, Result};
 
@@ -9,14 +10,24 @@ use crate::{bootstrap, build, cmd, root};
 /// Where the full run writes its results, from the workspace root.
 const RESULTS: &str = "docs/benchmarks.md";
 
-pub fn run(quick: bool) -> Result<()> {
+/// What a run of the bench does.
+pub enum Mode {
+    /// Measure everything and write the results.
+    Full,
+    /// Check that every variant forwards.
+    Quick,
+    /// Measure the variants whose name contains this text, print their rates, write nothing.
+    Only(String),
+}
+
+pub fn run(mode: Mode) -> Result<()> {
     root::require("bench")?;
     bootstrap::run()?;
-    forwarding(quick)
+    forwarding(mode)
 }
 
 /// Runs the bench; the caller has bootstrapped and checked for root.
-pub fn forwarding(quick: bool) -> Result<()> {
+pub fn forwarding(mode: Mode) -> Result<()> {
     let mut cargo = build::cargo();
     cargo.args([
         "bench",
@@ -26,16 +37,21 @@ pub fn forwarding(quick: bool) -> Result<()> {
         "forwarding",
         "--",
     ]);
-    if quick {
-        cargo.arg("--quick");
-    } else {
-        cargo
-            .arg("--output")
-            .arg(build::workspace_root().join(RESULTS));
-    }
-    cmd::run(&mut cargo).context(if quick {
-        "checking that every variant of the forwarding bench forwards"
-    } else {
-        "running the forwarding bench"
-    })
+    let doing = match mode {
+        Mode::Full => {
+            cargo
+                .arg("--output")
+                .arg(build::workspace_root().join(RESULTS));
+            "running the forwarding bench"
+        }
+        Mode::Quick => {
+            cargo.arg("--quick");
+            "checking that every variant of the forwarding bench forwards"
+        }
+        Mode::Only(only) => {
+            cargo.arg("--only").arg(only);
+            "measuring the chosen variants of the forwarding bench"
+        }
+    };
+    cmd::run(&mut cargo).context(doing)
 }

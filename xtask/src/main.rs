@@ -52,8 +52,12 @@ enum Task {
     /// writes docs/benchmarks.md and docs/benchmarks.svg
     Bench {
         /// Only check that every variant forwards (seconds; measures and writes nothing)
-        #[arg(long)]
+        #[arg(long, conflicts_with = "only")]
         quick: bool,
+        /// Only measure the 64-byte variants whose name contains TEXT and print their rates
+        /// (profiling, before/after comparisons; writes nothing)
+        #[arg(long, value_name = "TEXT")]
+        only: Option<String>,
     },
 }
 
@@ -65,6 +69,10 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Run { release, args } => run::vbr(release, &args),
         Task::Test { args } => test::workspace(&args),
-        Task::Bench { quick } => bench::run(quick),
+        Task::Bench { quick, only } => bench::run(match (quick, only) {
+            (true, _) => bench::Mode::Quick,
+            (false, Some(only)) => bench::Mode::Only(only),
+            (false, None) => bench::Mode::Full,
+        }),
     }
 }

@@ -28,6 +28,6 @@ pub fn workspace(args: &[OsString]) -> Result<()> {
     )
     .context("running the workspace's tests");
     // Run even when a test failed: its verdict is independent and worth having.
-    let bench = bench::forwarding(true);
+    let bench = bench::forwarding(bench::Mode::Quick);
     tests.and(bench)
 }

@@ -57,8 +57,12 @@ struct Args {
     #[arg(long)]
     quick: bool,
     /// Where the results go (Markdown; the plot lands next to it as an SVG)
-    #[arg(long, required_unless_present = "quick")]
+    #[arg(long, required_unless_present_any = ["quick", "only"])]
     output: Option<PathBuf>,
+    /// Only measure the 64-byte variants whose name contains this text and print their rates
+    /// (for profiling and before/after comparisons); writes nothing
+    #[arg(long, conflicts_with_all = ["quick", "output"])]
+    only: Option<String>,
     /// Passed by `cargo bench`; ignored
     #[arg(long, hide = true)]
     bench: bool,
@@ -89,6 +93,13 @@ fn main() -> Result<()> {
     let variants = Variant::all();
     if args.quick {
         quick(&topology, &mut rig, &mut vbr, &variants)?;
+    } else if let Some(only) = &args.only {
+        let chosen: Vec<Variant> = variants
+            .into_iter()
+            .filter(|variant| variant.to_string().contains(only.as_str()))
+            .collect();
+        ensure!(!chosen.is_empty(), "no variant's name contains {only:?}");
+        compare(&topology, &mut rig, &mut vbr, &chosen)?;
     } else {
         let output = args.output.context("--output is required")?;
         let results = full(&topology, &mut rig, &mut vbr, &variants)?;
@@ -207,6 +218,30 @@ fn full(
         rounds: ROUNDS,
         measure_time: MEASURE_TIME,
     })
+}
+
+/// Measures `variants` (64-byte frames) `ROUNDS` times interleaved and prints each one's median.
+fn compare(
+    topology: &Topology,
+    rig: &mut Rig,
+    vbr: &mut [VbrSwitch],
+    variants: &[Variant],
+) -> Result<()> {
+    let wire_size = frames::WIRE_SIZES[0];
+    let mut rates = vec![Vec::new(); variants.len()];
+    for _ in 0..ROUNDS {
+        for (variant, rates) in variants.iter().zip(&mut rates) {
+            stop_if_interrupted()?;
+            let budget = Budget::Time(MEASURE_TIME);
+            let sample = measure_one(topology, rig, vbr, variant, wire_size, budget)?;
+            rates.push(sample.mpps());
+        }
+    }
+    for (variant, rates) in variants.iter().zip(&rates) {
+        let mpps = report::median(rates);
+        println!("{variant}: {mpps:.3} Mpps, {:.0} ns/frame", 1000.0 / mpps);
+    }
+    Ok(())
 }
 
 fn measure_one(
