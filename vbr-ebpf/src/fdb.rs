@@ -33,6 +33,10 @@ pub fn now() -> u64 {
 /// - a MAC that moved less than `FDB_MOVE_HOLD_NS` ago stays where it is (flapping, reported);
 /// - a new MAC is not learned while its port or the bridge holds its learned-MAC limit (its
 ///   frames are still forwarded; replies to them flood).
+///
+/// A source this CPU's `fdb_cache` places on `ifindex` needs nothing: the slot is younger than
+/// `FDB_CACHE_TTL_NS`, so a busy source still reaches the map, and its refresh, about once per
+/// `FDB_CACHE_TTL_NS + FDB_REFRESH_NS`.
 #[inline(always)]
 pub fn learn(
     mac: [u8; 6],
@@ -42,6 +46,11 @@ pub fn learn(
     now: u64,
 ) -> Result<(), Reason> {
     let key = FdbKey::new(mac, vlan);
+    let probe = match cached(key, now) {
+        Ok((cached_ifindex, _)) if cached_ifindex == ifindex => return Ok(()),
+        Ok(_) => None,
+        Err(probe) => Some(probe),
+    };
     let Some(entry) = FDB.get_ptr(key) else {
         if take_learned_slot(port) {
             write(key, ifindex, now, 0);
@@ -54,6 +63,9 @@ pub fn learn(
     if entry.ifindex == ifindex {
         if !entry.is_static() && now.saturating_sub(entry.last_seen_ns) >= FDB_REFRESH_NS {
             write(key, ifindex, now, entry.moved_ns);
+        }
+        if let Some(probe) = probe {
+            probe.fill(key, ifindex, entry.flags, now);
         }
         return Ok(());
     }
@@ -83,12 +95,35 @@ fn invalidate_cached() {
 }
 
 /// The port and `FDB_F_*` bits of `key`'s entry: from this CPU's `fdb_cache` while the slot is
-/// current, else from the `fdb` map. A slot is refilled only once it is stale: a working set
-/// larger than the cache then costs a read of the slot, not a write on every frame.
+/// current, else from the `fdb` map.
 #[inline(always)]
 fn lookup(key: FdbKey, now: u64) -> Option<(u32, u32)> {
-    // Read before the map: a writer that changes the entry after the lookup replaces the
-    // generation after it, so a slot filled from the old entry is never trusted.
+    let probe = match cached(key, now) {
+        Ok(hit) => return Some(hit),
+        Err(probe) => probe,
+    };
+    // SAFETY: the pointer comes from a successful map lookup.
+    let (ifindex, flags) = FDB
+        .get_ptr(key)
+        .map(|entry| unsafe { ((*entry).ifindex, (*entry).flags) })?;
+    probe.fill(key, ifindex, flags, now);
+    Some((ifindex, flags))
+}
+
+/// This CPU's `fdb_cache` slot for a key that it does not hold, or holds stale.
+struct Probe {
+    slot: Option<*mut FdbCacheSlot>,
+    /// `fdb_generation` read before the `fdb` lookup that follows the probe: a writer that
+    /// changes the entry after that lookup replaces the generation after it, so a slot filled
+    /// from the old entry is never trusted.
+    generation: u64,
+    stale: bool,
+}
+
+/// The port and `FDB_F_*` bits this CPU's `fdb_cache` holds for `key`, while its slot is
+/// current; else the slot, for `Probe::fill` after a look at the `fdb` map.
+#[inline(always)]
+fn cached(key: FdbKey, now: u64) -> Result<(u32, u32), Probe> {
     let generation = FDB_GENERATION.get(0).copied().unwrap_or(0);
     let slot = FDB_CACHE.get_ptr_mut(key.cache_slot());
     let mut stale = true;
@@ -98,28 +133,36 @@ fn lookup(key: FdbKey, now: u64) -> Option<(u32, u32)> {
         stale =
             slot.generation != generation || now.wrapping_sub(slot.filled_ns) >= FDB_CACHE_TTL_NS;
         if !stale && slot.key == key {
-            return Some((slot.ifindex, slot.flags));
+            return Ok((slot.ifindex, slot.flags));
         }
     }
-    // SAFETY: the pointer comes from a successful map lookup.
-    let (ifindex, flags) = FDB
-        .get_ptr(key)
-        .map(|entry| unsafe { ((*entry).ifindex, (*entry).flags) })?;
-    if let Some(slot) = slot
-        && stale
-    {
-        // SAFETY: as above.
-        unsafe {
-            *slot = FdbCacheSlot {
-                key,
-                ifindex,
-                flags,
-                generation,
-                filled_ns: now,
-            }
-        };
+    Err(Probe {
+        slot,
+        generation,
+        stale,
+    })
+}
+
+impl Probe {
+    /// Caches what the `fdb` map holds for `key`, if the slot is stale: a working set larger than
+    /// the cache then costs a read of the slot, not a write on every frame.
+    #[inline(always)]
+    fn fill(self, key: FdbKey, ifindex: u32, flags: u32, now: u64) {
+        if let Some(slot) = self.slot
+            && self.stale
+        {
+            // SAFETY: per-CPU slot, only this CPU's programs touch it, one at a time.
+            unsafe {
+                *slot = FdbCacheSlot {
+                    key,
+                    ifindex,
+                    flags,
+                    generation: self.generation,
+                    filled_ns: now,
+                }
+            };
+        }
     }
-    Some((ifindex, flags))
 }
 
 /// Counts one more learned MAC on `port` and on the bridge, unless either holds its limit. The

@@ -411,6 +411,40 @@ fn learning_leaves_a_fresh_unchanged_entry_alone_and_follows_a_move() {
     );
 }
 
+/// A source this CPU's `fdb_cache` places on its port does not reach the FDB map (no lookup, no
+/// refresh) while the slot is current; once the slot is stale, learning reads and refreshes the
+/// entry again.
+#[test]
+fn a_cached_source_skips_the_map_until_its_slot_is_stale() {
+    vbr_tests::pin_to_cpu(0).expect("pinning the test to one CPU");
+    let mut bridge = Bridge::new();
+    let from_a = probe(MAC_B, MAC_A);
+    bridge.run(0, &from_a);
+    bridge.run(0, &from_a);
+    // Ages the entry behind the cache's back, as an edit with bpftool would.
+    let key = FdbKey::new(MAC_A.0, DEFAULT_VLAN);
+    let aged = FdbEntry {
+        last_seen_ns: 0,
+        ..bridge.fdb_entry(MAC_A, DEFAULT_VLAN).unwrap()
+    };
+    let mut fdb: HashMap<_, FdbKey, FdbEntry> =
+        HashMap::try_from(bridge.ebpf.map_mut(map_names::FDB).unwrap()).unwrap();
+    fdb.insert(key, aged, 0).unwrap();
+
+    bridge.run(0, &from_a);
+    assert_eq!(
+        bridge.fdb_entry(MAC_A, DEFAULT_VLAN).unwrap(),
+        aged,
+        "the cached source was not looked up"
+    );
+    bridge.fdb_changed();
+    bridge.run(0, &from_a);
+    assert!(
+        bridge.fdb_entry(MAC_A, DEFAULT_VLAN).unwrap().last_seen_ns > 0,
+        "a stale slot: the entry is refreshed"
+    );
+}
+
 #[test]
 fn a_static_mac_as_source_on_another_port_is_spoofed() {
     let mut bridge = Bridge::new();
