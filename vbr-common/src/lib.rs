@@ -29,9 +29,11 @@ pub mod map_names {
     pub const XDP_BATCH: &str = "xdp_batch";
     pub const FDB_CACHE: &str = "fdb_cache";
     pub const FDB_GENERATION: &str = "fdb_generation";
+    pub const PORT_CACHE: &str = "port_cache";
+    pub const PORT_GENERATION: &str = "port_generation";
 
     /// Every map, in the order the agent checks and pins them.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 17] = [
         FDB,
         PORTS,
         EGRESS,
@@ -47,6 +49,8 @@ pub mod map_names {
         XDP_BATCH,
         FDB_CACHE,
         FDB_GENERATION,
+        PORT_CACHE,
+        PORT_GENERATION,
     ];
 }
 
@@ -79,7 +83,7 @@ pub const DEFAULT_VLAN: u16 = 1;
 
 /// Version of the pinned maps' layout: a pinned bridge with another version is refused rather
 /// than misread. Bump it whenever a shared type or a map's definition changes.
-pub const MAP_LAYOUT_VERSION: u32 = 10;
+pub const MAP_LAYOUT_VERSION: u32 = 11;
 
 /// Maximum number of ports in one bridge (sizes the `ports`, `egress` and `port_stats` maps).
 /// A flood walks every bucket of the `egress` devmap (devmap.c, dev_map_enqueue_multi), so this

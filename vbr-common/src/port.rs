@@ -164,6 +164,33 @@ impl PortInfo {
     }
 }
 
+/// Slots of each CPU's `port_cache` (a power of two), by ifindex: the ports a CPU's frames come
+/// in and go out by, so that a frame reads them there rather than hashing into `ports` twice.
+pub const PORT_CACHE_SLOTS: u32 = 64;
+
+/// A cached port is trusted at most this long, whatever `port_generation` says: a bound on what a
+/// writer that does not bump the generation (bpftool by hand) can leave stale.
+pub const PORT_CACHE_TTL_NS: u64 = 1_000_000_000;
+
+/// One slot of a CPU's `port_cache`: a copy of what the `ports` map held for `ifindex` when
+/// `port_generation` was `generation`. Trusted while the generation is the same and the slot is
+/// younger than `PORT_CACHE_TTL_NS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortCacheSlot {
+    pub info: PortInfo,
+    /// `port_generation` read before the lookup that filled the slot.
+    pub generation: u64,
+    /// When the slot was filled (the datapath's coarse clock).
+    pub filled_ns: u64,
+    pub ifindex: u32,
+    /// Keeps the layout free of implicit padding.
+    pub padding: u32,
+}
+
 #[cfg(feature = "user")]
 // SAFETY: plain `#[repr(C)]` data with explicit padding.
 unsafe impl aya::Pod for PortInfo {}
+#[cfg(feature = "user")]
+// SAFETY: plain `#[repr(C)]` data with explicit padding.
+unsafe impl aya::Pod for PortCacheSlot {}

@@ -3,8 +3,8 @@
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 
 use crate::{
-    maps::PORTS,
-    parse, policy,
+    fdb, parse, policy,
+    ports::Ports,
     stats::{self, Direction},
     vlan,
 };
@@ -19,12 +19,11 @@ pub fn handle_frame(ctx: &XdpContext) -> u32 {
     };
     // SAFETY: the context of a devmap program carries both ifindexes (Linux ≥ 5.8).
     let (ingress, egress) = unsafe { ((*ctx.ctx).ingress_ifindex, (*ctx.ctx).egress_ifindex) };
-    let Some(port) = PORTS.get_ptr(egress) else {
+    let ports = Ports::new(fdb::now());
+    let Some(port) = ports.get(egress) else {
         return xdp_action::XDP_DROP;
     };
-    // SAFETY: the pointers come from successful map lookups.
-    let port = unsafe { &*port };
-    let from = PORTS.get_ptr(ingress).map(|from| unsafe { &*from });
+    let from = ports.get(ingress);
     let Ok(eth) = parse::eth_header(ctx) else {
         return xdp_action::XDP_DROP;
     };

@@ -13,9 +13,10 @@ use crate::{
     batch, event,
     fdb::{self, Destination},
     forward,
-    maps::{INFO, PORTS},
+    maps::INFO,
     parse::{self, is_multicast, is_zero},
     policy,
+    ports::Ports,
     stats::{self, Direction},
     vlan,
 };
@@ -24,12 +25,12 @@ use crate::{
 #[inline(always)]
 pub fn handle_frame(ctx: &XdpContext) -> (u32, Reason) {
     let ingress = ctx.ingress_ifindex() as u32;
-    let Some(port) = PORTS.get_ptr(ingress) else {
+    let now = fdb::now();
+    let ports = Ports::new(now);
+    let Some(port) = ports.get(ingress) else {
         return (xdp_action::XDP_PASS, Reason::PassNotPort);
     };
-    // SAFETY: the pointer comes from a successful map lookup.
-    let port = unsafe { &*port };
-    switch_frame(ctx, ingress, port).unwrap_or_else(|reason| match reason {
+    switch_frame(ctx, &ports, ingress, port, now).unwrap_or_else(|reason| match reason {
         Reason::PassToSkb | Reason::PassLinkLocal | Reason::PassToStack => {
             (xdp_action::XDP_PASS, reason)
         }
@@ -39,7 +40,13 @@ pub fn handle_frame(ctx: &XdpContext) -> (u32, Reason) {
 
 /// Everything but the drops and hand-overs, which come back as `Err(reason)`.
 #[inline(always)]
-fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<(u32, Reason), Reason> {
+fn switch_frame(
+    ctx: &XdpContext,
+    ports: &Ports,
+    ingress: u32,
+    port: &PortInfo,
+    now: u64,
+) -> Result<(u32, Reason), Reason> {
     let eth = parse::eth_header(ctx)?;
     let (src, dst, ether_type) = (eth.src_addr, eth.dst_addr, u16::from_be(eth.ether_type));
     if is_multicast(&src) || is_zero(&src) {
@@ -55,7 +62,6 @@ fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<(u32,
     policy::link_local(&dst)?;
     // Learn only after ingress filtering, as br_handle_frame_finish does.
     let frame = vlan::classify(ctx, ether_type, port)?;
-    let now = fdb::now();
     policy::learn_source(port, ingress, src, frame.vid, now)?;
     // Native XDP can only redirect to devices that take XDP frames; generic XDP (skb-backed)
     // reaches any device, and queues nothing for a flush.
@@ -65,8 +71,7 @@ fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<(u32,
     let destination = fdb::destination(dst, frame.vid, ingress, port.has(POLICY_HAIRPIN), now)?;
     match policy::steer(port, destination)? {
         Destination::Port(egress) => {
-            // SAFETY: the pointer comes from a successful map lookup.
-            let target = unsafe { &*PORTS.get_ptr(egress).ok_or(Reason::DropRedirect)? };
+            let target = ports.get(egress).ok_or(Reason::DropRedirect)?;
             policy::unicast_allowed(port, target)?;
             if native && target.mode != PortMode::XdpNative as u8 {
                 return Err(Reason::PassToSkb);

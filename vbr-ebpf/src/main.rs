@@ -13,6 +13,7 @@ mod input;
 mod maps;
 mod parse;
 mod policy;
+mod ports;
 mod skb;
 mod stats;
 mod vlan;

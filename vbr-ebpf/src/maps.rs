@@ -9,7 +9,7 @@ use vbr_common::{
     bridge::BridgeInfo,
     event::{EVENTS_RING_BYTES, EventBudget, FdbEvent},
     fdb::{FDB_CACHE_SLOTS, FdbCacheSlot, FdbEntry, FdbKey},
-    port::{PortInfo, VLAN_BITMAP_WORDS},
+    port::{PORT_CACHE_SLOTS, PortCacheSlot, PortInfo, VLAN_BITMAP_WORDS},
     stats::{Counters, Reason, StormBucket},
 };
 
@@ -30,6 +30,17 @@ pub static FDB_GENERATION: Array<u64, 1> = Array::new();
 /// ifindex → port configuration; membership in this map makes an interface a bridge port.
 #[btf_map(name = "ports")]
 pub static PORTS: HashMap<u32, PortInfo, { MAX_PORTS as usize }> = HashMap::new();
+
+/// Per CPU, copies of ports frames came in or went out by recently (see `PortCacheSlot`), by
+/// ifindex modulo `PORT_CACHE_SLOTS`.
+#[btf_map(name = "port_cache")]
+pub static PORT_CACHE: PerCpuArray<PortCacheSlot, { PORT_CACHE_SLOTS as usize }> =
+    PerCpuArray::new();
+
+/// 0 → a value every writer of `ports` replaces with a new one (the writer's CLOCK_MONOTONIC):
+/// cached ports of another value are stale.
+#[btf_map(name = "port_generation")]
+pub static PORT_GENERATION: Array<u64, 1> = Array::new();
 
 /// ifindex → ifindex of every port, each with `vbr_egress` attached: the target of floods, and
 /// of unicast whenever it may not skip the program. The kernel batches the frames for a device

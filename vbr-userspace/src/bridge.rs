@@ -43,7 +43,9 @@ use crate::{
     fdb::Fdb,
     layout, listeners, netdev, paths,
     paths::LinkKind,
-    pinned, port_policy, veth,
+    pinned, port_policy,
+    ports::Ports,
+    veth,
 };
 
 /// A configured port with its interface resolved.
@@ -165,6 +167,7 @@ pub struct Bridge {
     accelerates: u32,
     /// This agent's instance of the programs; the maps are the pinned ones.
     ebpf: Ebpf,
+    ports: Ports,
     fdb: Fdb,
     /// Events the agent caused (aged, deleted), for `vbr monitor`.
     events: Vec<Event>,
@@ -262,6 +265,12 @@ impl Bridge {
             Array::try_from(take_map(&mut ebpf, map_names::FDB_GENERATION)?)
                 .context("opening the fdb generation")?,
         );
+        let ports = Ports::new(
+            HashMap::try_from(take_map(&mut ebpf, map_names::PORTS)?)
+                .context("opening the ports map")?,
+            Array::try_from(take_map(&mut ebpf, map_names::PORT_GENERATION)?)
+                .context("opening the port generation")?,
+        );
         let mut bridge = Self {
             name: config.name.clone(),
             ageing_time: Duration::ZERO,
@@ -270,6 +279,7 @@ impl Bridge {
             pin_dir,
             accelerates,
             ebpf,
+            ports,
             fdb,
             events: Vec::new(),
             watches_flushes: false,
@@ -360,8 +370,8 @@ impl Bridge {
                 Some(info) if info.is_attached() && port.runs_in(info.mode) => {
                     let mut info = *info;
                     port.apply_config(&mut info);
-                    self.ports_map()?
-                        .insert(port.ifindex, info, 0)
+                    self.ports
+                        .set(port.ifindex, info)
                         .with_context(|| format!("updating port {}", port.ifname))?;
                 }
                 stale => {
@@ -407,8 +417,8 @@ impl Bridge {
             let wanted = bare && is_native(&info);
             if (info.flags & PORT_F_BARE_UNICAST != 0) != wanted {
                 info.flags ^= PORT_F_BARE_UNICAST;
-                self.ports_map()?
-                    .insert(ifindex, info, 0)
+                self.ports
+                    .set(ifindex, info)
                     .with_context(|| format!("updating port {ifindex}"))?;
             }
         }
@@ -462,8 +472,8 @@ impl Bridge {
             .context("recording the port's slot")?;
         let mut info = PortInfo::new(PortMode::XdpNative, slot);
         port.apply_config(&mut info);
-        self.ports_map()?
-            .insert(port.ifindex, info, 0)
+        self.ports
+            .set(port.ifindex, info)
             .context("adding to the ports map")?;
 
         veth::prepare_peer(netlink, port.ifindex).await?;
@@ -473,8 +483,8 @@ impl Bridge {
         }
         info.mode = self.attach(port)? as u8;
         info.flags |= PORT_F_ATTACHED;
-        self.ports_map()?
-            .insert(port.ifindex, info, 0)
+        self.ports
+            .set(port.ifindex, info)
             .context("marking the port attached")?;
         tracing::info!(bridge = %self.name, port = %port.ifname, mode = PortMode::from_u8(info.mode).map_or("?", PortMode::name), "port attached");
         Ok(())
@@ -588,9 +598,9 @@ impl Bridge {
     /// Takes port `ifindex` out of the bridge: detached, forgotten, its entries flushed, its
     /// rx-vlan-offload restored.
     pub fn remove_port(&mut self, ifindex: u32) -> anyhow::Result<()> {
-        let info = self.ports_map()?.get(&ifindex, 0).ok();
+        let info = self.ports.get(ifindex);
         // First stop taking its frames in, then stop sending frames out to it.
-        let _ = self.ports_map()?.remove(&ifindex);
+        self.ports.remove(ifindex)?;
         for kind in [LinkKind::Xdp, LinkKind::Tc] {
             let link_pin = paths::link_pin(&self.pin_dir, ifindex, kind);
             if link_pin.exists() {
@@ -711,8 +721,8 @@ impl Bridge {
             };
             if info.policy & POLICY_LOCAL_STACK != wanted {
                 info.policy = (info.policy & !POLICY_LOCAL_STACK) | wanted;
-                self.ports_map()?
-                    .insert(ifindex, info, 0)
+                self.ports
+                    .set(ifindex, info)
                     .context("updating the port's listeners bit")?;
             }
         }
@@ -752,15 +762,11 @@ impl Bridge {
 
     /// Whether interface `ifindex` is one of the bridge's ports.
     pub fn has_port(&mut self, ifindex: u32) -> bool {
-        self.ports_map()
-            .is_ok_and(|ports| ports.get(&ifindex, 0).is_ok())
+        self.ports.get(ifindex).is_some()
     }
 
     fn port_infos(&mut self) -> anyhow::Result<BTreeMap<u32, PortInfo>> {
-        self.ports_map()?
-            .iter()
-            .collect::<Result<_, _>>()
-            .context("reading the ports map")
+        Ok(self.ports.list()?.into_iter().collect())
     }
 
     /// The lowest counter slot no port uses.
@@ -769,10 +775,6 @@ impl Bridge {
         (0..MAX_PORTS as u16)
             .find(|slot| !used.contains(slot))
             .ok_or_else(|| anyhow!("bridge {:?} has {MAX_PORTS} ports already", self.name))
-    }
-
-    fn ports_map(&mut self) -> anyhow::Result<HashMap<&mut MapData, u32, PortInfo>> {
-        HashMap::try_from(self.map_mut(map_names::PORTS)?).context("opening the ports map")
     }
 
     fn map_mut(&mut self, name: &str) -> anyhow::Result<&mut aya::maps::Map> {

@@ -1,10 +1,15 @@
 //! The eBPF object built from vbr-ebpf by build.rs.
 use anyhow::{Context as _, anyhow};
+use std::os::fd::AsFd as _;
+
 use aya::{
     Ebpf,
+    maps::{Array, HashMap, Map, MapData},
     programs::{RawTracePoint, raw_trace_point::RawTracePointLinkId},
 };
-use vbr_common::{FLUSH_TRACEPOINT, PROG_FLUSH_WATCH};
+use vbr_common::{FLUSH_TRACEPOINT, PROG_FLUSH_WATCH, map_names};
+
+use crate::{fdb::Fdb, ports::Ports};
 
 /// The compiled datapath, embedded in the binary.
 pub fn object() -> &'static [u8] {
@@ -31,4 +36,36 @@ pub fn watch_flushes(ebpf: &mut Ebpf) -> anyhow::Result<(&mut RawTracePoint, Raw
 /// A fresh instance of the datapath: its own maps, programs not yet loaded.
 pub fn load() -> anyhow::Result<Ebpf> {
     Ebpf::load(object()).context("loading the vbr eBPF object")
+}
+
+/// The `fdb` map of a loaded object as the agent writes it, through handles of its own: for
+/// writers beside the object (tests, the bench), which run the datapath without pins.
+pub fn fdb(ebpf: &Ebpf) -> anyhow::Result<Fdb> {
+    Ok(Fdb::new(
+        HashMap::try_from(shared_map(ebpf, map_names::FDB)?)?,
+        Array::try_from(shared_map(ebpf, map_names::FDB_GENERATION)?)?,
+    ))
+}
+
+/// The `ports` map of a loaded object as the agent writes it; see `fdb`.
+pub fn ports(ebpf: &Ebpf) -> anyhow::Result<Ports> {
+    Ok(Ports::new(
+        HashMap::try_from(shared_map(ebpf, map_names::PORTS)?)?,
+        Array::try_from(shared_map(ebpf, map_names::PORT_GENERATION)?)?,
+    ))
+}
+
+/// Hash or array map `name` of `ebpf`, through a handle of its own.
+fn shared_map(ebpf: &Ebpf, name: &str) -> anyhow::Result<Map> {
+    let (data, wrap): (_, fn(MapData) -> Map) = match ebpf.map(name) {
+        Some(Map::HashMap(data)) => (data, Map::HashMap),
+        Some(Map::Array(data)) => (data, Map::Array),
+        _ => anyhow::bail!("the eBPF object has no hash or array map {name:?}"),
+    };
+    let fd = data
+        .fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .with_context(|| format!("duplicating the fd of map {name}"))?;
+    Ok(wrap(MapData::from_fd(fd)?))
 }

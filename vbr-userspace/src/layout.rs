@@ -11,7 +11,7 @@ use vbr_common::{
     event::{EVENTS_RING_BYTES, EventBudget},
     fdb::{FDB_CACHE_SLOTS, FdbCacheSlot, FdbEntry, FdbKey},
     map_names,
-    port::{PortInfo, VLAN_BITMAP_WORDS},
+    port::{PORT_CACHE_SLOTS, PortCacheSlot, PortInfo, VLAN_BITMAP_WORDS},
     stats::{Counters, Reason, StormBucket},
 };
 
@@ -64,6 +64,12 @@ fn expected(name: &str) -> Option<(u32, u32, u32)> {
             FDB_CACHE_SLOTS,
         ),
         map_names::FDB_GENERATION => (size(size_of::<u32>()), size(size_of::<u64>()), 1),
+        map_names::PORT_CACHE => (
+            size(size_of::<u32>()),
+            size(size_of::<PortCacheSlot>()),
+            PORT_CACHE_SLOTS,
+        ),
+        map_names::PORT_GENERATION => (size(size_of::<u32>()), size(size_of::<u64>()), 1),
         map_names::PORT_LEARNED => (
             size(size_of::<u32>()),
             size(size_of::<u64>()),

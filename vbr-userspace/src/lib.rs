@@ -21,5 +21,6 @@ pub mod notify;
 pub mod paths;
 pub mod pinned;
 pub mod port_policy;
+pub mod ports;
 pub mod stats;
 pub mod veth;

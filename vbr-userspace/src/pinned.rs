@@ -3,16 +3,16 @@
 use std::{fs, io::ErrorKind, os::unix::fs::MetadataExt as _};
 
 use anyhow::{Context as _, bail};
-use aya::maps::{Array, HashMap, Map, MapData};
+use aya::maps::{Array, Map, MapData};
 use vbr_common::{MAP_LAYOUT_VERSION, bridge::BridgeInfo, map_names, port::PortInfo};
 
-use crate::{fdb::Fdb, paths};
+use crate::{fdb::Fdb, paths, ports::Ports};
 
 pub struct PinnedBridge {
     pub name: String,
     /// Ifindex of the Linux bridge this one accelerates; 0 for a vbr bridge.
     pub accelerates: u32,
-    pub ports: HashMap<MapData, u32, PortInfo>,
+    pub ports: Ports,
     pub fdb: Fdb,
 }
 
@@ -36,7 +36,10 @@ impl PinnedBridge {
         Ok(Self {
             name: name.to_owned(),
             accelerates: info(name)?.map_or(0, |info| info.accelerates),
-            ports: open_map(name, map_names::PORTS)?,
+            ports: Ports::new(
+                open_map(name, map_names::PORTS)?,
+                open_map(name, map_names::PORT_GENERATION)?,
+            ),
             fdb: Fdb::new(
                 open_map(name, map_names::FDB)?,
                 open_map(name, map_names::FDB_GENERATION)?,
@@ -71,18 +74,14 @@ impl PinnedBridge {
 
     /// The port `ifindex` of this bridge, if it is one.
     pub fn port(&self, ifindex: u32) -> Option<PortInfo> {
-        self.ports.get(&ifindex, 0).ok()
+        self.ports.get(ifindex)
     }
 
     /// Every port as (ifindex, info), by ifindex.
     pub fn port_list(&self) -> anyhow::Result<Vec<(u32, PortInfo)>> {
-        let mut ports = self
-            .ports
-            .iter()
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| format!("reading the ports of bridge {}", self.name))?;
-        ports.sort_by_key(|(ifindex, _)| *ifindex);
-        Ok(ports)
+        self.ports
+            .list()
+            .with_context(|| format!("reading the ports of bridge {}", self.name))
     }
 }
 

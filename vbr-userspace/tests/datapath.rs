@@ -5,14 +5,18 @@
 //!
 //! Each test builds its ports in a network namespace of its own and moves its thread there:
 //! test runs name their ingress by ifindex, which the kernel resolves in the caller's namespace.
-use std::{mem, os::fd::AsFd as _, time::Duration};
+use std::{mem, time::Duration};
 
 use aya::{
     Ebpf, TestRun as _, TestRunAttrs, TestRunOptions,
-    maps::{Array, DevMapHash, HashMap, Map, MapData, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
     programs::Xdp,
 };
-use vbr::fdb::{Fdb, monotonic_now_ns};
+use vbr::{
+    datapath,
+    fdb::{Fdb, monotonic_now_ns},
+    ports::Ports,
+};
 use vbr_common::{
     DEFAULT_VLAN, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS,
     batch::{BATCH_BARE_UNICAST, BATCH_CLEAN, BATCH_FLOODED},
@@ -109,7 +113,7 @@ impl Bridge {
                 }
             })
             .collect();
-        let mut ebpf = Ebpf::load(vbr::datapath::object()).expect("loading the eBPF object");
+        let mut ebpf = Ebpf::load(datapath::object()).expect("loading the eBPF object");
         for name in [PROG_INGRESS, PROG_EGRESS] {
             program(&mut ebpf, name)
                 .load()
@@ -143,14 +147,13 @@ impl Bridge {
                 .insert(*ifindex, *ifindex, Some(&egress), 0)
                 .expect("devmap insert");
         }
-        let mut infos: HashMap<_, u32, PortInfo> =
-            HashMap::try_from(bridge.ebpf.map_mut(map_names::PORTS).unwrap()).unwrap();
+        let mut ports = bridge.ports_writer();
         for (slot, (ifindex, Vlans(pvid, tagged))) in ifindexes.iter().zip(vlans).enumerate() {
             let mut info = PortInfo::new(PortMode::XdpNative, slot as u16);
             info.flags = PORT_F_ATTACHED;
             info.set_pvid(*pvid);
             tagged.iter().for_each(|vid| info.set_member(*vid, true));
-            infos.insert(*ifindex, info, 0).expect("ports insert");
+            ports.set(*ifindex, info).expect("ports insert");
         }
         bridge
     }
@@ -275,27 +278,21 @@ impl Bridge {
 
     /// The FDB as the agent and the CLI write it, through the library.
     fn fdb_writer(&self) -> Fdb {
-        let owned = |name: &str| {
-            let data = match self.ebpf.map(name).unwrap() {
-                Map::HashMap(data) | Map::Array(data) => data,
-                other => panic!("{name} is a {other:?}"),
-            };
-            MapData::from_fd(data.fd().as_fd().try_clone_to_owned().unwrap()).unwrap()
-        };
-        Fdb::new(
-            HashMap::try_from(Map::HashMap(owned(map_names::FDB))).unwrap(),
-            Array::try_from(Map::Array(owned(map_names::FDB_GENERATION))).unwrap(),
-        )
+        datapath::fdb(&self.ebpf).unwrap()
+    }
+
+    /// The ports map as the agent and the CLI write it, through the library.
+    fn ports_writer(&self) -> Ports {
+        datapath::ports(&self.ebpf).unwrap()
     }
 
     /// Changes port `n`'s entry in the ports map.
     fn set_port(&mut self, n: usize, change: impl FnOnce(&mut PortInfo)) {
         let ifindex = self.port(n);
-        let mut ports: HashMap<_, u32, PortInfo> =
-            HashMap::try_from(self.ebpf.map_mut(map_names::PORTS).unwrap()).unwrap();
-        let mut info = ports.get(&ifindex, 0).unwrap();
+        let mut ports = self.ports_writer();
+        let mut info = ports.get(ifindex).unwrap();
         change(&mut info);
-        ports.insert(ifindex, info, 0).unwrap();
+        ports.set(ifindex, info).unwrap();
     }
 
     /// Changes the bridge-wide settings in the info map.
@@ -310,7 +307,7 @@ impl Bridge {
     /// Attaches `vbr_flush_watch` and lets every port's unicast skip the devmap program, as the
     /// agent does for native ports with a TC program.
     fn watch_flushes(&mut self) {
-        vbr::datapath::watch_flushes(&mut self.ebpf).unwrap_or_else(|error| panic!("{error:#}"));
+        datapath::watch_flushes(&mut self.ebpf).unwrap_or_else(|error| panic!("{error:#}"));
         for n in 0..self.ports.len() {
             self.set_port(n, |info| info.flags |= PORT_F_BARE_UNICAST);
         }
@@ -693,6 +690,47 @@ fn cached_destinations_follow_moves_and_deletions() {
         receivers(&bridge.deliver(0, &to_b)),
         vec![1, 2],
         "B is unknown again: flooded"
+    );
+}
+
+/// Ports are copied per CPU (`port_cache`): a frame reads the copy while `port_generation` is
+/// unchanged, and every change through the library (the agent, the CLI) replaces it at once.
+#[test]
+fn cached_ports_follow_every_change_through_the_library() {
+    vbr_tests::pin_to_cpu(0).expect("pinning the test to one CPU");
+    let mut bridge = Bridge::new();
+    bridge.add_static(MAC_B, DEFAULT_VLAN, 1);
+    let to_b = probe(MAC_B, MAC_A);
+    assert_eq!(bridge.run(0, &to_b).0, XDP_REDIRECT);
+
+    // Takes port 1 out of the VLAN behind the cache's back, as an edit with bpftool would.
+    let target = bridge.port(1);
+    let mut left = bridge.ports_writer().get(target).unwrap();
+    left.set_member(DEFAULT_VLAN, false);
+    let mut ports: HashMap<_, u32, PortInfo> =
+        HashMap::try_from(bridge.ebpf.map_mut(map_names::PORTS).unwrap()).unwrap();
+    ports.insert(target, left, 0).unwrap();
+    assert_eq!(
+        bridge.run(0, &to_b).0,
+        XDP_REDIRECT,
+        "the frame read the copy"
+    );
+
+    bridge.ports_writer().set(target, left).unwrap();
+    assert_eq!(
+        bridge.run(0, &to_b).0,
+        XDP_DROP,
+        "the library's write made the copy stale"
+    );
+    assert_eq!(bridge.count(Reason::DropVlanEgress), 1);
+    bridge.set_port(1, |info| info.set_member(DEFAULT_VLAN, true));
+    assert_eq!(bridge.run(0, &to_b).0, XDP_REDIRECT);
+    bridge.set_port(0, |info| info.set_pvid(PVID_NONE));
+    assert_eq!(bridge.run(0, &to_b).0, XDP_DROP);
+    assert_eq!(
+        bridge.count(Reason::DropVlanIngress),
+        1,
+        "the ingress port's copy follows too"
     );
 }
 

@@ -37,6 +37,7 @@ use proptest::{
     sample::{select, subsequence},
     test_runner::{Config, RngAlgorithm, TestCaseError, TestRunner},
 };
+use vbr::ports::Ports;
 use vbr_common::{
     BRIDGE_LEARNED_SLOT, DEFAULT_BRIDGE_MAX_LEARNED, DEFAULT_PORT_MAX_LEARNED, DEFAULT_VLAN,
     PROG_EGRESS, PROG_INGRESS,
@@ -567,7 +568,8 @@ struct Bench {
     ebpf: Ebpf,
     fdb: BpfHashMap<MapData, FdbKey, FdbEntry>,
     fdb_generation: Array<MapData, u64>,
-    ports_map: BpfHashMap<MapData, u32, PortInfo>,
+    /// Through the library, as the agent writes it.
+    ports_map: Ports,
     info: Array<MapData, BridgeInfo>,
     port_learned: Array<MapData, u64>,
     storm: Array<MapData, StormBucket>,
@@ -636,7 +638,10 @@ impl Bench {
         let mut take = |name: &str| ebpf.take_map(name).expect(name);
         let fdb = take(map_names::FDB).try_into().unwrap();
         let fdb_generation = take(map_names::FDB_GENERATION).try_into().unwrap();
-        let ports_map = take(map_names::PORTS).try_into().unwrap();
+        let ports_map = Ports::new(
+            take(map_names::PORTS).try_into().unwrap(),
+            take(map_names::PORT_GENERATION).try_into().unwrap(),
+        );
         let info = take(map_names::INFO).try_into().unwrap();
         let port_learned = take(map_names::PORT_LEARNED).try_into().unwrap();
         let storm = take(map_names::STORM).try_into().unwrap();
@@ -722,12 +727,8 @@ impl Bench {
     fn load(&mut self, bridge: &model::Bridge) {
         for ifindex in self.ports {
             match bridge.ports.get(&ifindex) {
-                Some(info) => self
-                    .ports_map
-                    .insert(ifindex, info, 0)
-                    .expect("ports insert"),
-                // Absent already unless the last case had it.
-                None => drop(self.ports_map.remove(&ifindex)),
+                Some(info) => self.ports_map.set(ifindex, *info).expect("ports insert"),
+                None => self.ports_map.remove(ifindex).expect("ports remove"),
             }
         }
         self.info.set(0, bridge.info, 0).expect("info set");

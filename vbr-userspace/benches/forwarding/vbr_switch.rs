@@ -103,9 +103,7 @@ impl VbrSwitch {
                 Role::Access => info.set_pvid(VID),
                 Role::Trunk => info.set_member(VID, true),
             }
-            let mut infos: HashMap<_, u32, PortInfo> =
-                HashMap::try_from(map(&mut self.ebpf, map_names::PORTS)?)?;
-            infos.insert(iface.ifindex, info, 0)?;
+            vbr::datapath::ports(&self.ebpf)?.set(iface.ifindex, info)?;
             DevMapHash::try_from(map(&mut self.ebpf, map_names::EGRESS)?)?
                 .insert(iface.ifindex, iface.ifindex, Some(&egress), 0)
                 .with_context(|| format!("adding {} to the egress devmap", iface.name))?;
@@ -133,9 +131,7 @@ impl VbrSwitch {
             tc_program(&mut self.ebpf)?.detach(link)?;
         }
         for ifindex in std::mem::take(&mut self.ports) {
-            let mut infos: HashMap<_, u32, PortInfo> =
-                HashMap::try_from(map(&mut self.ebpf, map_names::PORTS)?)?;
-            infos.remove(&ifindex)?;
+            vbr::datapath::ports(&self.ebpf)?.remove(ifindex)?;
             DevMapHash::try_from(map(&mut self.ebpf, map_names::EGRESS)?)?.remove(ifindex)?;
         }
         Ok(())

@@ -213,7 +213,7 @@ fn set(change: SetFlags) -> anyhow::Result<()> {
     port_policy::set_flags(&mut info, &flags);
     bridge
         .ports
-        .insert(ifindex, info, 0)
+        .set(ifindex, info)
         .with_context(|| format!("updating port {} of bridge {}", change.ifname, bridge.name))
 }
 

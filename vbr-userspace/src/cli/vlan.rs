@@ -131,6 +131,6 @@ fn change(
     edit(&mut info).with_context(|| format!("port {port}"))?;
     bridge
         .ports
-        .insert(ifindex, info, 0)
+        .set(ifindex, info)
         .with_context(|| format!("updating port {port} of bridge {}", bridge.name))
 }

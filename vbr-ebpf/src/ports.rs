@@ -1,0 +1,54 @@
+//! The bridge's ports as a frame reads them: this CPU's copy in `port_cache` while it is current,
+//! else the `ports` map, whose entry is then copied there. Ports change rarely and a frame reads
+//! two of them: copies save two hash lookups a frame.
+use vbr_common::port::{PORT_CACHE_SLOTS, PORT_CACHE_TTL_NS, PortInfo};
+
+use crate::maps::{PORT_CACHE, PORT_GENERATION, PORTS};
+
+/// One frame's view of the ports. The generation and the time are read once a frame, so a slot
+/// the frame filled or found current stays so until it ends: a later read never refills a slot
+/// under a reference the frame holds.
+pub struct Ports {
+    generation: u64,
+    now: u64,
+}
+
+impl Ports {
+    #[inline(always)]
+    pub fn new(now: u64) -> Self {
+        Self {
+            generation: PORT_GENERATION.get(0).copied().unwrap_or(0),
+            now,
+        }
+    }
+
+    /// Port `ifindex`, or `None` when the interface is not a port of the bridge.
+    #[inline(always)]
+    pub fn get(&self, ifindex: u32) -> Option<&PortInfo> {
+        let slot = PORT_CACHE.get_ptr_mut(ifindex & (PORT_CACHE_SLOTS - 1));
+        let mut stale = true;
+        if let Some(slot) = slot {
+            // SAFETY: per-CPU slot, only this CPU's programs touch it, one at a time.
+            let slot = unsafe { &*slot };
+            stale = slot.generation != self.generation
+                || self.now.wrapping_sub(slot.filled_ns) >= PORT_CACHE_TTL_NS;
+            if !stale && slot.ifindex == ifindex {
+                return Some(&slot.info);
+            }
+        }
+        // SAFETY: the pointer comes from a successful map lookup.
+        let info = unsafe { &*PORTS.get_ptr(ifindex)? };
+        if let Some(slot) = slot
+            && stale
+        {
+            // SAFETY: as above. The generation was read before the lookup: a writer that changes
+            // the port after it replaces the generation after it, so this copy is never trusted.
+            let slot = unsafe { &mut *slot };
+            slot.info = *info;
+            slot.generation = self.generation;
+            slot.filled_ns = self.now;
+            slot.ifindex = ifindex;
+        }
+        Some(info)
+    }
+}
