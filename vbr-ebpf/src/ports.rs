@@ -44,7 +44,8 @@ impl Ports {
             // SAFETY: as above. The generation was read before the lookup: a writer that changes
             // the port after it replaces the generation after it, so this copy is never trusted.
             let slot = unsafe { &mut *slot };
-            slot.info = *info;
+            // A non-overlapping copy compiles inline (a struct assignment would call memmove).
+            unsafe { core::ptr::copy_nonoverlapping(info, &mut slot.info, 1) };
             slot.generation = self.generation;
             slot.filled_ns = self.now;
             slot.ifindex = ifindex;

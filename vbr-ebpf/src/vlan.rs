@@ -9,8 +9,8 @@ use vbr_common::{
 
 use crate::parse::{self, TCI_OFFSET};
 
-/// Both MAC addresses: what moves when a tag is pushed or popped.
-type MacPair = [u8; 12];
+/// Both MAC addresses, as 16-bit words: what moves when a tag is pushed or popped.
+type MacPair = [u16; 6];
 
 /// A frame after ingress classification.
 pub struct Classified {
@@ -103,8 +103,7 @@ pub fn finish_flood(ctx: &XdpContext, port: &PortInfo, vid: u16) -> Result<(), R
 
 #[inline(always)]
 fn push(ctx: &XdpContext, tpid: u16, vid: u16) -> Result<(), Reason> {
-    // SAFETY: ptr_at checked the bounds.
-    let macs = unsafe { *parse::ptr_at::<MacPair>(ctx, 0)? };
+    let macs = read_macs(ctx, 0)?;
     // SAFETY: a valid XDP context; a negative delta grows the frame at its head.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(VLAN_HLEN as i32)) } != 0 {
         return Err(Reason::DropNoHeadroom);
@@ -112,24 +111,42 @@ fn push(ctx: &XdpContext, tpid: u16, vid: u16) -> Result<(), Reason> {
     let tag = parse::ptr_at::<[u8; 4]>(ctx, TCI_OFFSET - 2)?;
     let [tpid_hi, tpid_lo] = tpid.to_be_bytes();
     let [tci_hi, tci_lo] = vid.to_be_bytes();
-    // SAFETY: ptr_at checked the bounds of both writes.
-    unsafe {
-        *parse::ptr_at::<MacPair>(ctx, 0)? = macs;
-        *tag = [tpid_hi, tpid_lo, tci_hi, tci_lo];
-    }
-    Ok(())
+    // SAFETY: ptr_at checked the bounds.
+    unsafe { *tag = [tpid_hi, tpid_lo, tci_hi, tci_lo] };
+    write_macs(ctx, 0, macs)
 }
 
 #[inline(always)]
 fn pop(ctx: &XdpContext) -> Result<(), Reason> {
-    // SAFETY: ptr_at checked the bounds of the read and of the write.
-    unsafe {
-        let macs = *parse::ptr_at::<MacPair>(ctx, 0)?;
-        *parse::ptr_at::<MacPair>(ctx, VLAN_HLEN)? = macs;
-    }
+    write_macs(ctx, VLAN_HLEN, read_macs(ctx, 0)?)?;
     // SAFETY: a valid XDP context; the frame is longer than the tag.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, VLAN_HLEN as i32) } != 0 {
         return Err(Reason::DropMalformed);
+    }
+    Ok(())
+}
+
+/// The MAC addresses at `offset`. Word by word and volatile, so that a move of them never
+/// compiles to a call of the byte-wise `memmove` (pop's ranges overlap): all six words are read
+/// before `write_macs` writes one. Frames start 2-byte aligned (every driver's headroom is even,
+/// and tags move them by 4).
+#[inline(always)]
+fn read_macs(ctx: &XdpContext, offset: usize) -> Result<MacPair, Reason> {
+    let words = parse::ptr_at::<MacPair>(ctx, offset)?.cast::<u16>();
+    let mut macs = [0; 6];
+    for (n, mac) in macs.iter_mut().enumerate() {
+        // SAFETY: ptr_at checked the bounds; aligned as said above.
+        *mac = unsafe { words.add(n).read_volatile() };
+    }
+    Ok(macs)
+}
+
+#[inline(always)]
+fn write_macs(ctx: &XdpContext, offset: usize, macs: MacPair) -> Result<(), Reason> {
+    let words = parse::ptr_at::<MacPair>(ctx, offset)?.cast::<u16>();
+    for (n, mac) in macs.into_iter().enumerate() {
+        // SAFETY: as in read_macs.
+        unsafe { words.add(n).write_volatile(mac) };
     }
     Ok(())
 }
