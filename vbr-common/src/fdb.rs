@@ -1,4 +1,5 @@
 //! Forwarding database: (MAC, VLAN) → port.
+use crate::cache::CacheStamp;
 
 /// Key of the `fdb` map, as the Linux bridge keys its FDB: `{ addr, vlan_id }`.
 #[repr(C)]
@@ -44,13 +45,8 @@ pub const FDB_MOVE_HOLD_NS: u64 = 1_000_000_000;
 /// working set of a few thousand MACs costs the same in a table of a thousand or a million.
 pub const FDB_CACHE_SLOTS: u32 = 4096;
 
-/// A cached destination is trusted at most this long, whatever `fdb_generation` says: a bound on
-/// what a writer that does not bump the generation (bpftool by hand) can leave stale.
-pub const FDB_CACHE_TTL_NS: u64 = 1_000_000_000;
-
-/// One slot of a CPU's `fdb_cache`: what the `fdb` map held for `key` when `fdb_generation` was
-/// `generation`. Only found entries are cached; the slot is trusted while the generation is the
-/// same and it is younger than `FDB_CACHE_TTL_NS`.
+/// One slot of a CPU's `fdb_cache`: what the `fdb` map held for `key` (see `crate::cache`).
+/// Only found entries are cached.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FdbCacheSlot {
@@ -59,10 +55,8 @@ pub struct FdbCacheSlot {
     pub ifindex: u32,
     /// The entry's `FDB_F_*` bits.
     pub flags: u32,
-    /// `fdb_generation` read before the lookup that filled the slot.
-    pub generation: u64,
-    /// When the slot was filled (the datapath's coarse clock).
-    pub filled_ns: u64,
+    /// Under which `fdb_generation`, and when, the slot was filled.
+    pub stamp: CacheStamp,
 }
 
 impl FdbKey {

@@ -6,6 +6,7 @@
 
 pub mod batch;
 pub mod bridge;
+pub mod cache;
 pub mod event;
 pub mod fdb;
 pub mod port;

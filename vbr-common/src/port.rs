@@ -1,5 +1,5 @@
 //! Bridge ports: the `ports` map, keyed by ifindex.
-use crate::vlan::VID_MAX;
+use crate::{cache::CacheStamp, vlan::VID_MAX};
 
 /// Words of the VLAN membership bitmap: one bit per VID 0..=4095.
 pub const VLAN_BITMAP_WORDS: usize = 64;
@@ -168,21 +168,14 @@ impl PortInfo {
 /// in and go out by, so that a frame reads them there rather than hashing into `ports` twice.
 pub const PORT_CACHE_SLOTS: u32 = 64;
 
-/// A cached port is trusted at most this long, whatever `port_generation` says: a bound on what a
-/// writer that does not bump the generation (bpftool by hand) can leave stale.
-pub const PORT_CACHE_TTL_NS: u64 = 1_000_000_000;
-
-/// One slot of a CPU's `port_cache`: a copy of what the `ports` map held for `ifindex` when
-/// `port_generation` was `generation`. Trusted while the generation is the same and the slot is
-/// younger than `PORT_CACHE_TTL_NS`.
+/// One slot of a CPU's `port_cache`: a copy of what the `ports` map held for `ifindex` (see
+/// `crate::cache`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortCacheSlot {
     pub info: PortInfo,
-    /// `port_generation` read before the lookup that filled the slot.
-    pub generation: u64,
-    /// When the slot was filled (the datapath's coarse clock).
-    pub filled_ns: u64,
+    /// Under which `port_generation`, and when, the slot was filled.
+    pub stamp: CacheStamp,
     pub ifindex: u32,
     /// Keeps the layout free of implicit padding.
     pub padding: u32,

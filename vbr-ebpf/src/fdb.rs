@@ -2,11 +2,9 @@
 use aya_ebpf::helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns};
 use vbr_common::{
     BRIDGE_LEARNED_SLOT,
+    cache::{CACHE_TTL_NS, CacheStamp},
     event::EventKind,
-    fdb::{
-        FDB_CACHE_TTL_NS, FDB_F_LOCAL, FDB_MOVE_HOLD_NS, FDB_REFRESH_NS, FdbCacheSlot, FdbEntry,
-        FdbKey,
-    },
+    fdb::{FDB_F_LOCAL, FDB_MOVE_HOLD_NS, FDB_REFRESH_NS, FdbCacheSlot, FdbEntry, FdbKey},
     port::PortInfo,
     stats::Reason,
 };
@@ -35,8 +33,8 @@ pub fn now() -> u64 {
 ///   frames are still forwarded; replies to them flood).
 ///
 /// A source this CPU's `fdb_cache` places on `ifindex` needs nothing: the slot is younger than
-/// `FDB_CACHE_TTL_NS`, so a busy source still reaches the map, and its refresh, about once per
-/// `FDB_CACHE_TTL_NS + FDB_REFRESH_NS`.
+/// `CACHE_TTL_NS`, so a busy source still reaches the map, and its refresh, about once per
+/// `CACHE_TTL_NS + FDB_REFRESH_NS`.
 #[inline(always)]
 pub fn learn(
     mac: [u8; 6],
@@ -113,9 +111,7 @@ fn lookup(key: FdbKey, now: u64) -> Option<(u32, u32)> {
 /// This CPU's `fdb_cache` slot for a key that it does not hold, or holds stale.
 struct Probe {
     slot: Option<*mut FdbCacheSlot>,
-    /// `fdb_generation` read before the `fdb` lookup that follows the probe: a writer that
-    /// changes the entry after that lookup replaces the generation after it, so a slot filled
-    /// from the old entry is never trusted.
+    /// `fdb_generation`, read before the `fdb` lookup that follows the probe.
     generation: u64,
     stale: bool,
 }
@@ -130,8 +126,7 @@ fn cached(key: FdbKey, now: u64) -> Result<(u32, u32), Probe> {
     if let Some(slot) = slot {
         // SAFETY: per-CPU slot, only this CPU's programs touch it, one at a time.
         let slot = unsafe { &*slot };
-        stale =
-            slot.generation != generation || now.wrapping_sub(slot.filled_ns) >= FDB_CACHE_TTL_NS;
+        stale = !slot.stamp.is_current(generation, now);
         if !stale && slot.key == key {
             return Ok((slot.ifindex, slot.flags));
         }
@@ -157,8 +152,10 @@ impl Probe {
                     key,
                     ifindex,
                     flags,
-                    generation: self.generation,
-                    filled_ns: now,
+                    stamp: CacheStamp {
+                        generation: self.generation,
+                        filled_ns: now,
+                    },
                 }
             };
         }

@@ -1,7 +1,10 @@
 //! The bridge's ports as a frame reads them: this CPU's copy in `port_cache` while it is current,
 //! else the `ports` map, whose entry is then copied there. Ports change rarely and a frame reads
 //! two of them: copies save two hash lookups a frame.
-use vbr_common::port::{PORT_CACHE_SLOTS, PORT_CACHE_TTL_NS, PortInfo};
+use vbr_common::{
+    cache::CacheStamp,
+    port::{PORT_CACHE_SLOTS, PortInfo},
+};
 
 use crate::maps::{PORT_CACHE, PORT_GENERATION, PORTS};
 
@@ -30,8 +33,7 @@ impl Ports {
         if let Some(slot) = slot {
             // SAFETY: per-CPU slot, only this CPU's programs touch it, one at a time.
             let slot = unsafe { &*slot };
-            stale = slot.generation != self.generation
-                || self.now.wrapping_sub(slot.filled_ns) >= PORT_CACHE_TTL_NS;
+            stale = !slot.stamp.is_current(self.generation, self.now);
             if !stale && slot.ifindex == ifindex {
                 return Some(&slot.info);
             }
@@ -41,13 +43,14 @@ impl Ports {
         if let Some(slot) = slot
             && stale
         {
-            // SAFETY: as above. The generation was read before the lookup: a writer that changes
-            // the port after it replaces the generation after it, so this copy is never trusted.
+            // SAFETY: as above.
             let slot = unsafe { &mut *slot };
             // A non-overlapping copy compiles inline (a struct assignment would call memmove).
             unsafe { core::ptr::copy_nonoverlapping(info, &mut slot.info, 1) };
-            slot.generation = self.generation;
-            slot.filled_ns = self.now;
+            slot.stamp = CacheStamp {
+                generation: self.generation,
+                filled_ns: self.now,
+            };
             slot.ifindex = ifindex;
         }
         Some(info)
