@@ -3,7 +3,12 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use aya::maps::{Array, HashMap, MapData, MapError};
-use vbr_common::fdb::{FDB_F_LOCAL, FDB_F_MIRRORED, FDB_F_STATIC, FdbEntry, FdbKey};
+use vbr_common::{
+    fdb::{FDB_F_LOCAL, FDB_F_MIRRORED, FDB_F_STATIC, FdbEntry, FdbKey},
+    map_names,
+};
+
+use crate::cache::Generation;
 
 /// BPF_NOEXIST: `bpf_map_update_elem` fails if the key is present.
 const BPF_NOEXIST: u64 = 1;
@@ -12,20 +17,15 @@ const BPF_NOEXIST: u64 = 1;
 /// caches of destinations trust only slots filled under the current generation.
 pub struct Fdb {
     map: HashMap<MapData, FdbKey, FdbEntry>,
-    generation: Array<MapData, u64>,
+    generation: Generation,
 }
 
 impl Fdb {
     pub fn new(map: HashMap<MapData, FdbKey, FdbEntry>, generation: Array<MapData, u64>) -> Self {
-        Self { map, generation }
-    }
-
-    /// Makes every cached destination stale, after a change of the map: the generation takes
-    /// a fresh reading of CLOCK_MONOTONIC, a value no writer gave it before.
-    fn changed(&mut self) -> anyhow::Result<()> {
-        self.generation
-            .set(0, monotonic_now_ns(), 0)
-            .context("writing the fdb generation")
+        Self {
+            map,
+            generation: Generation::new(generation, map_names::FDB_GENERATION),
+        }
     }
 
     /// Every entry.
@@ -48,7 +48,7 @@ impl Fdb {
             .map
             .insert(key, entry, if replace { 0 } else { BPF_NOEXIST })
         {
-            Ok(()) => self.changed(),
+            Ok(()) => self.generation.replace(),
             Err(MapError::SyscallError(error))
                 if error.io_error.raw_os_error() == Some(libc::EEXIST) =>
             {
@@ -69,7 +69,7 @@ impl Fdb {
         self.map
             .insert(key, entry, 0)
             .context("writing a local entry to the fdb map")?;
-        self.changed()
+        self.generation.replace()
     }
 
     /// Writes the mirror of a Linux bridge's entry, behind `ifindex` as the kernel has it. The
@@ -84,7 +84,7 @@ impl Fdb {
         self.map
             .insert(key, entry, 0)
             .context("writing a mirrored entry to the fdb map")?;
-        self.changed()
+        self.generation.replace()
     }
 
     /// Removes an entry, static or learned; returns it.
@@ -94,7 +94,7 @@ impl Fdb {
             .get(key, 0)
             .map_err(|_| anyhow::anyhow!("no such entry"))?;
         match self.map.remove(key) {
-            Ok(()) => self.changed().map(|()| entry),
+            Ok(()) => self.generation.replace().map(|()| entry),
             Err(MapError::KeyNotFound) => bail!("no such entry"),
             Err(MapError::SyscallError(error))
                 if error.io_error.raw_os_error() == Some(libc::ENOENT) =>
@@ -139,7 +139,7 @@ impl Fdb {
             }
         }
         if !gone.is_empty() {
-            self.changed()?;
+            self.generation.replace()?;
         }
         Ok(gone)
     }

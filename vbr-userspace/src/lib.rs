@@ -4,6 +4,7 @@ pub mod accelerator;
 pub mod agent;
 pub mod bpffs;
 pub mod bridge;
+pub mod cache;
 pub mod config;
 pub mod control;
 pub mod datapath;

@@ -1,20 +1,23 @@
 //! Operations on a bridge's `ports` map.
 use anyhow::Context as _;
 use aya::maps::{Array, HashMap, MapData, MapError};
-use vbr_common::port::PortInfo;
+use vbr_common::{map_names, port::PortInfo};
 
-use crate::fdb::monotonic_now_ns;
+use crate::cache::Generation;
 
 /// The `ports` map, and the `port_generation` every change of it replaces: the datapath's
 /// per-CPU copies of ports (`port_cache`) trust only slots filled under the current generation.
 pub struct Ports {
     map: HashMap<MapData, u32, PortInfo>,
-    generation: Array<MapData, u64>,
+    generation: Generation,
 }
 
 impl Ports {
     pub fn new(map: HashMap<MapData, u32, PortInfo>, generation: Array<MapData, u64>) -> Self {
-        Self { map, generation }
+        Self {
+            map,
+            generation: Generation::new(generation, map_names::PORT_GENERATION),
+        }
     }
 
     /// Port `ifindex`, if the interface is one.
@@ -38,29 +41,21 @@ impl Ports {
         self.map
             .insert(ifindex, info, 0)
             .with_context(|| format!("writing port {ifindex} to the ports map"))?;
-        self.changed()
+        self.generation.replace()
     }
 
     /// Takes `ifindex` out of the map; nothing to do if it is not there.
     pub fn remove(&mut self, ifindex: u32) -> anyhow::Result<()> {
         match self.map.remove(&ifindex) {
-            Ok(()) | Err(MapError::KeyNotFound) => self.changed(),
+            Ok(()) | Err(MapError::KeyNotFound) => self.generation.replace(),
             Err(MapError::SyscallError(error))
                 if error.io_error.raw_os_error() == Some(libc::ENOENT) =>
             {
-                self.changed()
+                self.generation.replace()
             }
             Err(error) => {
                 Err(error).with_context(|| format!("removing port {ifindex} from the ports map"))
             }
         }
-    }
-
-    /// Makes every cached port stale, after a change of the map: the generation takes a fresh
-    /// reading of CLOCK_MONOTONIC, a value no writer gave it before.
-    fn changed(&mut self) -> anyhow::Result<()> {
-        self.generation
-            .set(0, monotonic_now_ns(), 0)
-            .context("writing the port generation")
     }
 }

@@ -12,11 +12,7 @@ use aya::{
     maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
     programs::Xdp,
 };
-use vbr::{
-    datapath,
-    fdb::{Fdb, monotonic_now_ns},
-    ports::Ports,
-};
+use vbr::{cache::Generation, datapath, fdb::Fdb, ports::Ports};
 use vbr_common::{
     DEFAULT_VLAN, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS,
     batch::{BATCH_BARE_UNICAST, BATCH_CLEAN, BATCH_FLOODED},
@@ -271,9 +267,13 @@ impl Bridge {
 
     /// Makes the datapath's cached destinations stale, as every writer of the FDB does.
     fn fdb_changed(&mut self) {
-        let mut generation: Array<_, u64> =
-            Array::try_from(self.ebpf.map_mut(map_names::FDB_GENERATION).unwrap()).unwrap();
-        generation.set(0, monotonic_now_ns(), 0).unwrap();
+        let name = map_names::FDB_GENERATION;
+        Generation::new(
+            Array::try_from(self.ebpf.map_mut(name).unwrap()).unwrap(),
+            name,
+        )
+        .replace()
+        .unwrap();
     }
 
     /// The FDB as the agent and the CLI write it, through the library.

@@ -37,7 +37,7 @@ use proptest::{
     sample::{select, subsequence},
     test_runner::{Config, RngAlgorithm, TestCaseError, TestRunner},
 };
-use vbr::ports::Ports;
+use vbr::{cache::Generation, ports::Ports};
 use vbr_common::{
     BRIDGE_LEARNED_SLOT, DEFAULT_BRIDGE_MAX_LEARNED, DEFAULT_PORT_MAX_LEARNED, DEFAULT_VLAN,
     PROG_EGRESS, PROG_INGRESS,
@@ -567,7 +567,7 @@ impl Tap {
 struct Bench {
     ebpf: Ebpf,
     fdb: BpfHashMap<MapData, FdbKey, FdbEntry>,
-    fdb_generation: Array<MapData, u64>,
+    fdb_generation: Generation,
     /// Through the library, as the agent writes it.
     ports_map: Ports,
     info: Array<MapData, BridgeInfo>,
@@ -637,7 +637,10 @@ impl Bench {
         }
         let mut take = |name: &str| ebpf.take_map(name).expect(name);
         let fdb = take(map_names::FDB).try_into().unwrap();
-        let fdb_generation = take(map_names::FDB_GENERATION).try_into().unwrap();
+        let fdb_generation = Generation::new(
+            take(map_names::FDB_GENERATION).try_into().unwrap(),
+            map_names::FDB_GENERATION,
+        );
         let ports_map = Ports::new(
             take(map_names::PORTS).try_into().unwrap(),
             take(map_names::PORT_GENERATION).try_into().unwrap(),
@@ -741,9 +744,7 @@ impl Bench {
             self.fdb.insert(key, entry, 0).expect("fdb insert");
         }
         // As every writer of the FDB does: what the datapath cached for the last case is stale.
-        self.fdb_generation
-            .set(0, vbr::fdb::monotonic_now_ns(), 0)
-            .expect("fdb_generation set");
+        self.fdb_generation.replace().expect("fdb_generation set");
         for slot in learned_slots() {
             let count = bridge.learned.get(&slot).copied().unwrap_or(0);
             self.port_learned
