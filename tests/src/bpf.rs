@@ -1,7 +1,7 @@
-//! The kernel's view of a bridge's BPF objects, through bpftool: which programs its devmaps and
-//! its flush watch run, and whether a program is still loaded.
+//! The kernel's view of a bridge's BPF objects, through bpftool: which ports its devmaps hold,
+//! which programs they and its flush watch run, and whether a program is still loaded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -53,6 +53,19 @@ pub fn devmap_programs(bridge: &str) -> Result<BTreeMap<(String, u32), u32>> {
         }
     }
     Ok(programs)
+}
+
+/// The ports (ifindexes) `bridge`'s pinned devmap `map` redirects to.
+pub fn devmap_ports(bridge: &str, map: &str) -> Result<BTreeSet<u32>> {
+    let path = pin_dir(bridge).join(map);
+    let entries: Vec<Value> = bpftool(&["map", "dump", "pinned"], &path)?;
+    entries
+        .iter()
+        .map(|entry| {
+            le_u32(&entry["key"], 0)
+                .with_context(|| format!("unexpected entry in {}: {entry}", path.display()))
+        })
+        .collect()
 }
 
 /// The program `bridge`'s flush watch (`tracing/flush_watch`, a pinned raw tracepoint link)

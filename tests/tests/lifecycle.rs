@@ -2,7 +2,7 @@
 //! under traffic without losing a frame, reconfigured live, ageing the FDB, reporting events and
 //! counters, one per network namespace.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -302,6 +302,17 @@ fn reload_applies_ports_and_vlans_and_refuses_a_bad_config() {
     );
     lab.ping_pairs(&[(1, 3), (3, 1)])
         .expect("h1 <-> h3 after h3's port was added");
+    // Floods finished at ingress go to exactly the native ports there are now.
+    let native: BTreeSet<u32> = (ports.iter())
+        .filter(|port| port.mode == "xdp-native")
+        .map(|port| port.ifindex)
+        .collect();
+    assert_eq!(native.len(), 2, "veth ports run native XDP: {ports:#?}");
+    assert_eq!(
+        bpf::devmap_ports(&bridge.name, "flood_bare").expect("reading flood_bare"),
+        native,
+        "flood_bare after the reload: {ports:#?}"
+    );
     let ping = h1.ping(h2.ip).expect("running ping");
     assert!(
         !ping.success,

@@ -20,6 +20,9 @@ pub struct BridgeInfo {
     pub link_local: u32,
     /// Ifindex of the Linux bridge this one accelerates (`[[accelerate]]`); 0 for a vbr bridge.
     pub accelerates: u32,
+    /// One past the highest counter slot a port holds: loops over the `slots` map stop there.
+    pub slot_end: u32,
+    pub _pad: u32,
 }
 
 /// What the bridge does with link-local frames (01:80:c2:00:00:00–0f), which 802.1D bridges

@@ -32,9 +32,10 @@ pub mod map_names {
     pub const FDB_GENERATION: &str = "fdb_generation";
     pub const PORT_CACHE: &str = "port_cache";
     pub const PORT_GENERATION: &str = "port_generation";
+    pub const FLOOD_BARE: &str = "flood_bare";
 
     /// Every map, in the order the agent checks and pins them.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 18] = [
         FDB,
         PORTS,
         EGRESS,
@@ -52,6 +53,7 @@ pub mod map_names {
         FDB_GENERATION,
         PORT_CACHE,
         PORT_GENERATION,
+        FLOOD_BARE,
     ];
 }
 
@@ -84,7 +86,7 @@ pub const DEFAULT_VLAN: u16 = 1;
 
 /// Version of the pinned maps' layout: a pinned bridge with another version is refused rather
 /// than misread. Bump it whenever a shared type or a map's definition changes.
-pub const MAP_LAYOUT_VERSION: u32 = 11;
+pub const MAP_LAYOUT_VERSION: u32 = 12;
 
 /// Maximum number of ports in one bridge (sizes the `ports`, `egress` and `port_stats` maps).
 /// A flood walks every bucket of the `egress` devmap (devmap.c, dev_map_enqueue_multi), so this
@@ -93,6 +95,11 @@ pub const MAX_PORTS: u32 = 256;
 
 /// The skb path floods to the ports in the first this many counter slots: a bounded loop.
 pub const MAX_SKB_FLOOD_PORTS: u32 = 64;
+
+/// A flood every port takes alike is finished at ingress and sent through the program-less
+/// `flood_bare` devmap (this many entries) when every port holds a counter slot below this: the
+/// check walks those slots, and the kernel the devmap's buckets, on every such flood.
+pub const FLOOD_BARE_SLOTS: u32 = 32;
 
 /// Maximum number of FDB entries in one bridge.
 pub const MAX_FDB_ENTRIES: u32 = 65536;

@@ -5,10 +5,10 @@ use vbr_common::batch::{BATCH_BARE_UNICAST, BATCH_CLEAN, BATCH_FLOODED};
 
 use crate::maps::XDP_BATCH;
 
-/// Whether a unicast frame about to be redirected may skip the devmap program: yes unless a
-/// flood went through the devmap since the last flush.
+/// Whether a finished frame about to be redirected (unicast, or a flood finished at ingress) may
+/// skip the devmap program: yes unless a flood went through the devmap since the last flush.
 #[inline(always)]
-pub fn unicast_may_skip_egress() -> bool {
+pub fn finished_may_skip_egress() -> bool {
     take(BATCH_BARE_UNICAST)
 }
 

@@ -2,7 +2,7 @@
 use aya_ebpf::helpers::{bpf_ktime_get_coarse_ns, bpf_ktime_get_ns};
 use vbr_common::{
     BRIDGE_LEARNED_SLOT,
-    cache::{CACHE_TTL_NS, CacheStamp},
+    cache::CacheStamp,
     event::EventKind,
     fdb::{FDB_F_LOCAL, FDB_MOVE_HOLD_NS, FDB_REFRESH_NS, FdbCacheSlot, FdbEntry, FdbKey},
     port::PortInfo,

@@ -84,17 +84,23 @@ fn switch_frame(
             let skb_ports = INFO
                 .get_ptr(0)
                 .is_some_and(|info| unsafe { (*info).skb_ports } != 0);
-            if (native && skb_ports)
-                || port.has(POLICY_LOCAL_STACK)
-                || (bare_unicast && batch::flood_must_take_skb_path())
-            {
+            if (native && skb_ports) || port.has(POLICY_LOCAL_STACK) {
+                return Err(Reason::PassToSkb);
+            }
+            // Finished here, the copies may skip the devmap program as unicast does, if the
+            // batch lets finished frames do so (claiming it for them).
+            let finished = bare_unicast
+                .then(|| forward::finished_flood(port, ingress, &frame, &dst, now))
+                .flatten()
+                .filter(|_| batch::finished_may_skip_egress());
+            if finished.is_none() && bare_unicast && batch::flood_must_take_skb_path() {
                 return Err(Reason::PassToSkb);
             }
             stats::add(Direction::Rx, port.slot, frame.vid, parse::len(ctx));
             if missed {
                 event::emit(EventKind::Missed, dst, frame.vid, ingress, 0);
             }
-            forward::flood(ctx, port, &frame)
+            forward::flood(ctx, port, ingress, &frame, finished)
         }
     }
 }

@@ -5,7 +5,7 @@ use aya_ebpf::{
     macros::btf_map,
 };
 use vbr_common::{
-    MAX_FDB_ENTRIES, MAX_PORTS,
+    FLOOD_BARE_SLOTS, MAX_FDB_ENTRIES, MAX_PORTS,
     bridge::BridgeInfo,
     event::{EVENTS_RING_BYTES, EventBudget, FdbEvent},
     fdb::{FDB_CACHE_SLOTS, FdbCacheSlot, FdbEntry, FdbKey},
@@ -49,6 +49,13 @@ pub static PORT_GENERATION: Array<u64, 1> = Array::new();
 #[btf_map(name = "egress")]
 pub static EGRESS: DevMapHash<{ MAX_PORTS as usize }> = DevMapHash::new();
 
+/// ifindex → ifindex of every native port, without programs, while all ports hold counter slots
+/// below `FLOOD_BARE_SLOTS`: floods every port takes alike are finished at ingress and go here,
+/// sparing each copy the devmap program (see `forward::finished_flood`). A port enters it only
+/// once `slots` and `BridgeInfo::slot_end` cover it, and leaves it first.
+#[btf_map(name = "flood_bare")]
+pub static FLOOD_BARE: DevMapHash<{ FLOOD_BARE_SLOTS as usize }> = DevMapHash::new();
+
 /// Frames counted per `Reason`, per CPU.
 #[btf_map(name = "stats")]
 pub static STATS: PerCpuArray<u64, { Reason::COUNT as usize }> = PerCpuArray::new();
@@ -69,7 +76,7 @@ pub static EVENTS: RingBuf<FdbEvent, { EVENTS_RING_BYTES as usize }> = RingBuf::
 #[btf_map(name = "event_budget")]
 pub static EVENT_BUDGET: PerCpuArray<EventBudget, 1> = PerCpuArray::new();
 
-/// Facts about the bridge for userspace; no program reads it.
+/// Facts about the bridge: for userspace, and the bridge-wide settings the datapath reads.
 #[btf_map(name = "info")]
 pub static INFO: Array<BridgeInfo, 1> = Array::new();
 

@@ -127,9 +127,8 @@ pub fn unicast_allowed(from: &PortInfo, to: &PortInfo) -> Result<(), Reason> {
 }
 
 /// Whether a flooded copy of a frame from `dst`/`src` in `vid` that came in on `from` (if it is
-/// a port) may leave by `to` (`to_ifindex`): the port must take that kind of flood, isolated
-/// ports do not talk to each other, and a flood the uplink's far side hairpinned back does not
-/// return to the port it came from.
+/// a port) may leave by `to` (`to_ifindex`): as `takes_flood` says, and a flood the uplink's far
+/// side hairpinned back does not return to the port it came from.
 #[inline(always)]
 pub fn flood_allowed(
     from: Option<&PortInfo>,
@@ -139,25 +138,34 @@ pub fn flood_allowed(
     src: [u8; 6],
     vid: u16,
 ) -> bool {
-    let wanted = if *dst == [0xff; 6] {
+    let isolated = from.is_some_and(|from| from.has(POLICY_ISOLATED));
+    if !takes_flood(isolated, to, flood_kind(dst)) {
+        return false;
+    }
+    // SAFETY: the pointer comes from a successful map lookup.
+    !from.is_some_and(|from| {
+        from.has(POLICY_UPLINK)
+            && FDB
+                .get_ptr(FdbKey::new(src, vid))
+                .is_some_and(|home| unsafe { (*home).ifindex } == to_ifindex)
+    })
+}
+
+/// The `POLICY_*` bit of the floods a frame for `dst` belongs to.
+#[inline(always)]
+pub fn flood_kind(dst: &[u8; 6]) -> u16 {
+    if *dst == [0xff; 6] {
         POLICY_BCAST_FLOOD
     } else if is_multicast(dst) {
         POLICY_MCAST_FLOOD
     } else {
         POLICY_FLOOD
-    };
-    if !to.has(wanted) {
-        return false;
     }
-    let Some(from) = from else {
-        return true;
-    };
-    if from.has(POLICY_ISOLATED) && to.has(POLICY_ISOLATED) {
-        return false;
-    }
-    // SAFETY: the pointer comes from a successful map lookup.
-    !(from.has(POLICY_UPLINK)
-        && FDB
-            .get_ptr(FdbKey::new(src, vid))
-            .is_some_and(|home| unsafe { (*home).ifindex } == to_ifindex))
+}
+
+/// Whether port `to` takes floods of `kind` from a port (`isolated` or not): the port must take
+/// that kind of flood, and isolated ports do not talk to each other.
+#[inline(always)]
+pub fn takes_flood(isolated: bool, to: &PortInfo, kind: u16) -> bool {
+    to.has(kind) && !(isolated && to.has(POLICY_ISOLATED))
 }

@@ -24,7 +24,8 @@ use aya::{
     },
 };
 use vbr_common::{
-    BRIDGE_LEARNED_SLOT, MAX_PORTS, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS, PROG_TC_INGRESS,
+    BRIDGE_LEARNED_SLOT, FLOOD_BARE_SLOTS, MAX_PORTS, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS,
+    PROG_TC_INGRESS,
     bridge::{BridgeInfo, LinkLocal},
     event::EventKind,
     fdb::{FdbEntry, FdbKey},
@@ -228,7 +229,7 @@ impl Bridge {
             if adopting {
                 bridge.adopt_ports()?;
             } else {
-                bridge.write_info(0, 0)?;
+                bridge.write_info(0, 0, 0)?;
             }
             bridge.set_ports(ports, netlink).await
         }
@@ -386,17 +387,48 @@ impl Bridge {
                 }
             }
         }
-        let skb_ports = self
-            .port_infos()?
+        let infos = self.port_infos()?;
+        let skb_ports = infos
             .values()
             .filter(|info| info.mode != PortMode::XdpNative as u8)
             .count();
+        let slot_end = infos.values().map(|info| u32::from(info.slot) + 1).max();
         let uplink = ports
             .iter()
             .find(|port| port.uplink)
             .map_or(0, |port| port.ifindex);
-        self.write_info(skb_ports as u32, uplink)?;
+        self.write_info(skb_ports as u32, uplink, slot_end.unwrap_or(0))?;
+        self.set_flood_bare()?;
         self.set_bare_unicast()
+    }
+
+    /// Makes `flood_bare` hold every attached native port while all ports' slots are below
+    /// `FLOOD_BARE_SLOTS`, and nothing otherwise. Called once `slots` and the info's `slot_end`
+    /// cover every port, as the datapath's check needs; ports leave it in `remove_port`.
+    fn set_flood_bare(&mut self) -> anyhow::Result<()> {
+        if self.is_accelerator() {
+            return Ok(());
+        }
+        let infos = self.port_infos()?;
+        let fits = infos
+            .values()
+            .all(|info| u32::from(info.slot) < FLOOD_BARE_SLOTS);
+        let mut flood_bare: DevMapHash<_> =
+            DevMapHash::try_from(self.map_mut(map_names::FLOOD_BARE)?)?;
+        let present: BTreeSet<u32> = flood_bare.keys().collect::<Result<_, _>>()?;
+        for (ifindex, info) in &infos {
+            let wanted = fits && info.is_attached() && info.mode == PortMode::XdpNative as u8;
+            if wanted && !present.contains(ifindex) {
+                flood_bare
+                    .insert(*ifindex, *ifindex, None, 0)
+                    .with_context(|| format!("adding port {ifindex} to the flood_bare devmap"))?;
+            } else if !wanted && present.contains(ifindex) {
+                flood_bare
+                    .remove(*ifindex)
+                    .with_context(|| format!("removing port {ifindex} from flood_bare"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Lets the native ports send unicast without the devmap program when the bridge watches its
@@ -437,7 +469,7 @@ impl Bridge {
         };
     }
 
-    fn write_info(&self, skb_ports: u32, uplink_ifindex: u32) -> anyhow::Result<()> {
+    fn write_info(&self, skb_ports: u32, uplink_ifindex: u32, slot_end: u32) -> anyhow::Result<()> {
         let info = BridgeInfo {
             netns_inode: 0,
             layout_version: 0,
@@ -446,6 +478,8 @@ impl Bridge {
             max_learned: self.max_learned,
             link_local: self.link_local as u32,
             accelerates: self.accelerates,
+            slot_end,
+            _pad: 0,
         };
         pinned::write_info(&self.name, info)
     }
@@ -599,7 +633,10 @@ impl Bridge {
     /// rx-vlan-offload restored.
     pub fn remove_port(&mut self, ifindex: u32) -> anyhow::Result<()> {
         let info = self.ports.get(ifindex);
-        // First stop taking its frames in, then stop sending frames out to it.
+        // Out of the floods finished at ingress first: the datapath decides those from `ports`,
+        // so until that forgets the port this costs it at most a copy.
+        let _ = DevMapHash::try_from(self.map_mut(map_names::FLOOD_BARE)?)?.remove(ifindex);
+        // Then stop taking its frames in, then stop sending frames out to it.
         self.ports.remove(ifindex)?;
         for kind in [LinkKind::Xdp, LinkKind::Tc] {
             let link_pin = paths::link_pin(&self.pin_dir, ifindex, kind);

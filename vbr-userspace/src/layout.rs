@@ -6,7 +6,7 @@ use std::mem::size_of;
 use anyhow::{Context as _, bail};
 use aya::maps::MapInfo;
 use vbr_common::{
-    MAP_LAYOUT_VERSION, MAX_FDB_ENTRIES, MAX_PORTS,
+    FLOOD_BARE_SLOTS, MAP_LAYOUT_VERSION, MAX_FDB_ENTRIES, MAX_PORTS,
     bridge::BridgeInfo,
     event::{EVENTS_RING_BYTES, EventBudget},
     fdb::{FDB_CACHE_SLOTS, FdbCacheSlot, FdbEntry, FdbKey},
@@ -21,11 +21,7 @@ use crate::{paths, pinned};
 fn expected(name: &str) -> Option<(u32, u32, u32)> {
     let size = |bytes: usize| bytes as u32;
     // A devmap value is `struct bpf_devmap_val`: the target ifindex and a program fd/id.
-    let devmap = (
-        size(size_of::<u32>()),
-        size(2 * size_of::<u32>()),
-        MAX_PORTS,
-    );
+    let devmap = |capacity: u32| (size(size_of::<u32>()), size(2 * size_of::<u32>()), capacity);
     Some(match name {
         map_names::FDB => (
             size(size_of::<FdbKey>()),
@@ -37,7 +33,8 @@ fn expected(name: &str) -> Option<(u32, u32, u32)> {
             size(size_of::<PortInfo>()),
             MAX_PORTS,
         ),
-        map_names::EGRESS => devmap,
+        map_names::EGRESS => devmap(MAX_PORTS),
+        map_names::FLOOD_BARE => devmap(FLOOD_BARE_SLOTS),
         map_names::STATS => (
             size(size_of::<u32>()),
             size(size_of::<u64>()),

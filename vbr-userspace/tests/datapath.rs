@@ -24,7 +24,7 @@ use vbr_common::{
         POLICY_HAIRPIN, POLICY_ISOLATED, POLICY_LEARNING, POLICY_LOCAL_STACK, PORT_F_ATTACHED,
         PORT_F_BARE_UNICAST, PVID_NONE, PortInfo, PortMode,
     },
-    stats::Reason,
+    stats::{Counters, Reason},
     vlan::ETH_P_8021AD,
 };
 use vbr_tests::frames::tci;
@@ -144,12 +144,25 @@ impl Bridge {
                 .expect("devmap insert");
         }
         let mut ports = bridge.ports_writer();
+        let mut slots: Array<_, u32> =
+            Array::try_from(bridge.ebpf.map_mut(map_names::SLOTS).unwrap()).unwrap();
         for (slot, (ifindex, Vlans(pvid, tagged))) in ifindexes.iter().zip(vlans).enumerate() {
             let mut info = PortInfo::new(PortMode::XdpNative, slot as u16);
             info.flags = PORT_F_ATTACHED;
             info.set_pvid(*pvid);
             tagged.iter().for_each(|vid| info.set_member(*vid, true));
             ports.set(*ifindex, info).expect("ports insert");
+            slots.set(slot as u32, *ifindex, 0).expect("slots set");
+        }
+        // As the agent does once the slots cover every port: floods all ports take alike may be
+        // finished at ingress (for ports that may skip the devmap program, see `watch_flushes`).
+        bridge.set_info(|info| info.slot_end = ifindexes.len() as u32);
+        let mut flood_bare =
+            DevMapHash::try_from(bridge.ebpf.map_mut(map_names::FLOOD_BARE).unwrap()).unwrap();
+        for ifindex in &ifindexes {
+            flood_bare
+                .insert(*ifindex, *ifindex, None, 0)
+                .expect("flood_bare insert");
         }
         bridge
     }
@@ -311,6 +324,19 @@ impl Bridge {
         for n in 0..self.ports.len() {
             self.set_port(n, |info| info.flags |= PORT_F_BARE_UNICAST);
         }
+    }
+
+    /// Frames port `n` sent, summed over CPUs.
+    fn port_tx(&self, n: usize) -> u64 {
+        let stats: PerCpuArray<_, Counters> =
+            PerCpuArray::try_from(self.ebpf.map(map_names::PORT_STATS).unwrap()).unwrap();
+        let info = self.ports_writer().get(self.port(n)).unwrap();
+        stats
+            .get(&u32::from(info.slot), 0)
+            .unwrap()
+            .iter()
+            .map(|counters| counters.tx_frames)
+            .sum()
     }
 
     /// The batch state of CPU `cpu` (`vbr_common::batch`).
@@ -738,15 +764,27 @@ fn cached_ports_follow_every_change_through_the_library() {
 /// both (`vbr_common::batch`). Plain test runs queue and flush nothing, so the state they leave
 /// shows each decision; a live run's frames reach the far ends through their NAPI polls on this
 /// CPU, after which `vbr_flush_watch` starts a new batch.
+/// Port 2 takes VLAN 1 tagged, the others untagged: floods need each port's devmap program.
+const MIXED_TAGGING: [Vlans; 3] = [Vlans(1, &[]), Vlans(1, &[]), Vlans(PVID_NONE, &[1])];
+
 #[test]
 fn unicast_without_the_devmap_program_and_floods_never_share_a_flush() {
     const CPU: usize = 0;
     vbr_tests::pin_to_cpu(CPU).expect("pinning the test to one CPU");
-    let mut bridge = Bridge::new();
+    let mut bridge = Bridge::with_ports(&MIXED_TAGGING);
     bridge.watch_flushes();
     bridge.add_static(MAC_B, DEFAULT_VLAN, 1);
     let unicast = probe(MAC_B, MAC_A);
     let broadcast = probe(Mac::BROADCAST, MAC_A);
+    let copies = |delivered: &[Vec<Frame>]| {
+        assert_eq!(receivers(delivered), vec![1, 2]);
+        assert_eq!(delivered[1][0], broadcast, "untagged in its PVID");
+        assert_eq!(
+            delivered[2][0],
+            broadcast.clone().with_tci(tci(0, 0, 1)),
+            "tagged on the trunk"
+        );
+    };
 
     let delivered = bridge.deliver(0, &unicast);
     assert_eq!(receivers(&delivered), vec![1]);
@@ -758,7 +796,7 @@ fn unicast_without_the_devmap_program_and_floods_never_share_a_flush() {
     assert_eq!(
         bridge.run(0, &broadcast).0,
         XDP_PASS,
-        "a flood after program-less unicast takes the skb path"
+        "a flood that needs the devmap program, after program-less unicast, takes the skb path"
     );
     assert_eq!(bridge.count(Reason::PassToSkb), 1);
     assert_eq!(bridge.batch_state(CPU), BATCH_BARE_UNICAST);
@@ -769,14 +807,12 @@ fn unicast_without_the_devmap_program_and_floods_never_share_a_flush() {
         "the poll ended the batch"
     );
 
-    let delivered = bridge.deliver(0, &broadcast);
+    copies(&bridge.deliver(0, &broadcast));
     assert_eq!(
-        receivers(&delivered),
-        vec![1, 2],
+        bridge.batch_state(CPU),
+        BATCH_CLEAN,
         "a new batch floods in XDP"
     );
-    assert!(delivered[1..].iter().all(|copies| copies[0] == broadcast));
-    assert_eq!(bridge.batch_state(CPU), BATCH_CLEAN);
 
     assert_eq!(bridge.run(0, &broadcast).0, XDP_REDIRECT);
     assert_eq!(bridge.batch_state(CPU), BATCH_FLOODED);
@@ -787,6 +823,50 @@ fn unicast_without_the_devmap_program_and_floods_never_share_a_flush() {
         "unicast after a flood keeps the devmap program"
     );
     assert_eq!(bridge.count(Reason::PassToSkb), 1);
+}
+
+/// A flood every other port takes alike leaves finished from ingress, through the
+/// program-less `flood_bare` devmap, like unicast without the program; each port still counts
+/// its copy. Where one port would treat its copy otherwise, each copy takes its port's program.
+#[test]
+fn floods_every_port_takes_alike_leave_finished_from_ingress() {
+    const CPU: usize = 0;
+    vbr_tests::pin_to_cpu(CPU).expect("pinning the test to one CPU");
+    // All three in VLAN 10 untagged; the frames come in tagged on port 0, a member too.
+    let mut bridge = Bridge::with_ports(&[Vlans(10, &[]), Vlans(10, &[]), Vlans(10, &[])]);
+    bridge.watch_flushes();
+    let untagged = probe(Mac::BROADCAST, MAC_A);
+    let tagged = untagged.clone().with_tci(tci(5, 0, 10));
+    bridge.deliver(0, &probe(MAC_C, MAC_B)); // a poll: the batch starts clean
+
+    let (verdict, out) = bridge.run(0, &tagged);
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert_eq!(out, untagged, "popped at ingress, no flood mark");
+    assert_eq!(
+        bridge.batch_state(CPU),
+        BATCH_BARE_UNICAST,
+        "finished frames left without the devmap program"
+    );
+    let tx_before = [1, 2].map(|n| bridge.port_tx(n));
+    let delivered = bridge.deliver(0, &tagged);
+    assert_eq!(receivers(&delivered), vec![1, 2]);
+    assert!(delivered[1..].iter().all(|copies| copies[0] == untagged));
+    assert_eq!(
+        [1, 2].map(|n| bridge.port_tx(n) - tx_before[n - 1]),
+        [1, 1],
+        "each copy counted on its port"
+    );
+
+    // Port 2 stops taking broadcasts: its copy would be dropped, so floods are marked again.
+    bridge.set_port(2, |info| info.policy &= !POLICY_BCAST_FLOOD);
+    bridge.deliver(0, &probe(MAC_C, MAC_B));
+    let (verdict, out) = bridge.run(0, &tagged);
+    assert_eq!(verdict, XDP_REDIRECT);
+    assert_ne!(out, untagged, "marked for the ports' devmap programs");
+    assert_eq!(bridge.batch_state(CPU), BATCH_FLOODED);
+    let delivered = bridge.deliver(0, &tagged);
+    assert_eq!(receivers(&delivered), vec![1]);
+    assert_eq!(delivered[1][0], untagged);
 }
 
 #[test]

@@ -5,13 +5,14 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{DevMapHash, HashMap, MapData, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
     programs::{
         SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId,
     },
 };
 use vbr_common::{
     MAX_FDB_ENTRIES, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS, PROG_TC_INGRESS,
+    bridge::BridgeInfo,
     fdb::{FDB_F_STATIC, FdbEntry, FdbKey},
     map_names,
     port::{PORT_F_ATTACHED, PORT_F_BARE_UNICAST, PortInfo, PortMode},
@@ -107,7 +108,18 @@ impl VbrSwitch {
             DevMapHash::try_from(map(&mut self.ebpf, map_names::EGRESS)?)?
                 .insert(iface.ifindex, iface.ifindex, Some(&egress), 0)
                 .with_context(|| format!("adding {} to the egress devmap", iface.name))?;
+            Array::try_from(map(&mut self.ebpf, map_names::SLOTS)?)?
+                .set(slot as u32, iface.ifindex, 0)
+                .context("recording the port's slot")?;
             self.ports.push(iface.ifindex);
+        }
+        // As the agent does once the slots cover every port: floods every port takes alike
+        // leave finished from ingress, through the program-less devmap.
+        self.set_slot_end(ports.len() as u32)?;
+        for (iface, _) in ports {
+            DevMapHash::try_from(map(&mut self.ebpf, map_names::FLOOD_BARE)?)?
+                .insert(iface.ifindex, iface.ifindex, None, 0)
+                .with_context(|| format!("adding {} to the flood_bare devmap", iface.name))?;
         }
         for (iface, _) in ports {
             let link = program(&mut self.ebpf, PROG_INGRESS)?
@@ -130,11 +142,25 @@ impl VbrSwitch {
         for link in self.tc_links.drain(..) {
             tc_program(&mut self.ebpf)?.detach(link)?;
         }
-        for ifindex in std::mem::take(&mut self.ports) {
+        for ifindex in &self.ports {
+            DevMapHash::try_from(map(&mut self.ebpf, map_names::FLOOD_BARE)?)?.remove(*ifindex)?;
+        }
+        self.set_slot_end(0)?;
+        for (slot, ifindex) in std::mem::take(&mut self.ports).into_iter().enumerate() {
+            Array::try_from(map(&mut self.ebpf, map_names::SLOTS)?)?.set(slot as u32, 0, 0)?;
             vbr::datapath::ports(&self.ebpf)?.remove(ifindex)?;
             DevMapHash::try_from(map(&mut self.ebpf, map_names::EGRESS)?)?.remove(ifindex)?;
         }
         Ok(())
+    }
+
+    /// Sets the info's `slot_end`: where the datapath's loops over port slots stop.
+    fn set_slot_end(&mut self, slot_end: u32) -> Result<()> {
+        let mut infos: Array<_, BridgeInfo> =
+            Array::try_from(map(&mut self.ebpf, map_names::INFO)?)?;
+        let mut info = infos.get(&0, 0)?;
+        info.slot_end = slot_end;
+        infos.set(0, info, 0).context("writing the info map")
     }
 
     /// Frames counted under `reason`, summed over CPUs.
