@@ -844,7 +844,7 @@ impl Bench {
     /// Whether the last run claimed its CPU's batch for finished frames.
     fn batch_claimed_bare(&self) -> bool {
         let states = self.xdp_batch.get(&0, 0).expect("xdp_batch");
-        states.iter().any(|state| *state == BATCH_BARE_UNICAST)
+        states.contains(&BATCH_BARE_UNICAST)
     }
 
     fn ingress(&self) -> &Xdp {

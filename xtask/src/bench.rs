@@ -16,8 +16,9 @@ pub enum Mode {
     Full,
     /// Check that every variant forwards.
     Quick,
-    /// Measure the variants whose name contains this text, print their rates, write nothing.
-    Only(String),
+    /// Measure the variants whose name contains any of these texts, print their rates, write
+    /// nothing.
+    Only(Vec<String>),
 }
 
 pub fn run(mode: Mode) -> Result<()> {
@@ -48,8 +49,10 @@ pub fn forwarding(mode: Mode) -> Result<()> {
             cargo.arg("--quick");
             "checking that every variant of the forwarding bench forwards"
         }
-        Mode::Only(only) => {
-            cargo.arg("--only").arg(only);
+        Mode::Only(texts) => {
+            for text in texts {
+                cargo.arg("--only").arg(text);
+            }
             "measuring the chosen variants of the forwarding bench"
         }
     };

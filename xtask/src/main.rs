@@ -54,10 +54,10 @@ enum Task {
         /// Only check that every variant forwards (seconds; measures and writes nothing)
         #[arg(long, conflicts_with = "only")]
         quick: bool,
-        /// Only measure the 64-byte variants whose name contains TEXT and print their rates
-        /// (profiling, before/after comparisons; writes nothing)
+        /// Only measure the 64-byte variants whose name contains TEXT (repeatable: any of them)
+        /// and print their rates (profiling, before/after comparisons; writes nothing)
         #[arg(long, value_name = "TEXT")]
-        only: Option<String>,
+        only: Vec<String>,
     },
 }
 
@@ -69,10 +69,12 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Run { release, args } => run::vbr(release, &args),
         Task::Test { args } => test::workspace(&args),
-        Task::Bench { quick, only } => bench::run(match (quick, only) {
-            (true, _) => bench::Mode::Quick,
-            (false, Some(only)) => bench::Mode::Only(only),
-            (false, None) => bench::Mode::Full,
+        Task::Bench { quick, only } => bench::run(if quick {
+            bench::Mode::Quick
+        } else if only.is_empty() {
+            bench::Mode::Full
+        } else {
+            bench::Mode::Only(only)
         }),
     }
 }
