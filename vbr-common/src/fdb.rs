@@ -45,6 +45,12 @@ pub const FDB_MOVE_HOLD_NS: u64 = 1_000_000_000;
 /// working set of a few thousand MACs costs the same in a table of a thousand or a million.
 pub const FDB_CACHE_SLOTS: u32 = 4096;
 
+/// In `FdbCacheSlot::flags` only: learning filled the slot, having found the entry's timestamp
+/// fresh (or refreshed it). Only such a slot spares learning the map: a slot a destination
+/// lookup filled says nothing about when the MAC last sent, and trusting it could let an active
+/// source age out.
+pub const FDB_CACHE_F_SEEN: u32 = 1 << 31;
+
 /// One slot of a CPU's `fdb_cache`: what the `fdb` map held for `key` (see `crate::cache`).
 /// Only found entries are cached.
 #[repr(C)]
@@ -53,7 +59,7 @@ pub struct FdbCacheSlot {
     pub key: FdbKey,
     /// The entry's port.
     pub ifindex: u32,
-    /// The entry's `FDB_F_*` bits.
+    /// The entry's `FDB_F_*` bits, and `FDB_CACHE_F_SEEN`.
     pub flags: u32,
     /// Under which `fdb_generation`, and when, the slot was filled.
     pub stamp: CacheStamp,

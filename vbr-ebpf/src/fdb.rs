@@ -4,7 +4,10 @@ use vbr_common::{
     BRIDGE_LEARNED_SLOT,
     cache::CacheStamp,
     event::EventKind,
-    fdb::{FDB_F_LOCAL, FDB_MOVE_HOLD_NS, FDB_REFRESH_NS, FdbCacheSlot, FdbEntry, FdbKey},
+    fdb::{
+        FDB_CACHE_F_SEEN, FDB_F_LOCAL, FDB_MOVE_HOLD_NS, FDB_REFRESH_NS, FdbCacheSlot, FdbEntry,
+        FdbKey,
+    },
     port::PortInfo,
     stats::Reason,
 };
@@ -32,9 +35,9 @@ pub fn now() -> u64 {
 /// - a new MAC is not learned while its port or the bridge holds its learned-MAC limit (its
 ///   frames are still forwarded; replies to them flood).
 ///
-/// A source this CPU's `fdb_cache` places on `ifindex` needs nothing: the slot is younger than
-/// `CACHE_TTL_NS`, so a busy source still reaches the map, and its refresh, about once per
-/// `CACHE_TTL_NS + FDB_REFRESH_NS`.
+/// A source this CPU's `fdb_cache` places on `ifindex`, in a slot learning filled
+/// (`FDB_CACHE_F_SEEN`), needs nothing: the slot is younger than `CACHE_TTL_NS`, so a busy
+/// source still reaches the map, and its refresh, about once per `CACHE_TTL_NS + FDB_REFRESH_NS`.
 #[inline(always)]
 pub fn learn(
     mac: [u8; 6],
@@ -44,7 +47,7 @@ pub fn learn(
     now: u64,
 ) -> Result<(), Reason> {
     let key = FdbKey::new(mac, vlan);
-    let probe = match cached(key, now) {
+    let probe = match cached(key, now, FDB_CACHE_F_SEEN) {
         Ok((cached_ifindex, _)) if cached_ifindex == ifindex => return Ok(()),
         Ok(_) => None,
         Err(probe) => Some(probe),
@@ -63,7 +66,7 @@ pub fn learn(
             write(key, ifindex, now, entry.moved_ns);
         }
         if let Some(probe) = probe {
-            probe.fill(key, ifindex, entry.flags, now);
+            probe.fill(key, ifindex, entry.flags | FDB_CACHE_F_SEEN, now);
         }
         return Ok(());
     }
@@ -96,7 +99,7 @@ fn invalidate_cached() {
 /// current, else from the `fdb` map.
 #[inline(always)]
 fn lookup(key: FdbKey, now: u64) -> Option<(u32, u32)> {
-    let probe = match cached(key, now) {
+    let probe = match cached(key, now, 0) {
         Ok(hit) => return Some(hit),
         Err(probe) => probe,
     };
@@ -108,43 +111,48 @@ fn lookup(key: FdbKey, now: u64) -> Option<(u32, u32)> {
     Some((ifindex, flags))
 }
 
-/// This CPU's `fdb_cache` slot for a key that it does not hold, or holds stale.
+/// This CPU's `fdb_cache` slot for a key that it does not hold as asked, or holds stale.
 struct Probe {
     slot: Option<*mut FdbCacheSlot>,
     /// `fdb_generation`, read before the `fdb` lookup that follows the probe.
     generation: u64,
-    stale: bool,
+    /// Whether `fill` may write the slot: it is stale, or holds the key without the bits asked.
+    refill: bool,
 }
 
-/// The port and `FDB_F_*` bits this CPU's `fdb_cache` holds for `key`, while its slot is
-/// current; else the slot, for `Probe::fill` after a look at the `fdb` map.
+/// The port and flags this CPU's `fdb_cache` holds for `key`, while its slot is current and has
+/// the bits `required` (`FDB_CACHE_F_SEEN` or none); else the slot, for `Probe::fill` after a
+/// look at the `fdb` map.
 #[inline(always)]
-fn cached(key: FdbKey, now: u64) -> Result<(u32, u32), Probe> {
+fn cached(key: FdbKey, now: u64, required: u32) -> Result<(u32, u32), Probe> {
     let generation = FDB_GENERATION.get(0).copied().unwrap_or(0);
     let slot = FDB_CACHE.get_ptr_mut(key.cache_slot());
-    let mut stale = true;
+    let mut refill = true;
     if let Some(slot) = slot {
         // SAFETY: per-CPU slot, only this CPU's programs touch it, one at a time.
         let slot = unsafe { &*slot };
-        stale = !slot.stamp.is_current(generation, now);
-        if !stale && slot.key == key {
+        let current = slot.stamp.is_current(generation, now);
+        let ours = current && slot.key == key;
+        if ours && slot.flags & required == required {
             return Ok((slot.ifindex, slot.flags));
         }
+        refill = !current || ours;
     }
     Err(Probe {
         slot,
         generation,
-        stale,
+        refill,
     })
 }
 
 impl Probe {
-    /// Caches what the `fdb` map holds for `key`, if the slot is stale: a working set larger than
-    /// the cache then costs a read of the slot, not a write on every frame.
+    /// Caches what the `fdb` map holds for `key`, if the slot is stale or already `key`'s: a
+    /// working set larger than the cache then costs a read of the slot, not a write on every
+    /// frame.
     #[inline(always)]
     fn fill(self, key: FdbKey, ifindex: u32, flags: u32, now: u64) {
         if let Some(slot) = self.slot
-            && self.stale
+            && self.refill
         {
             // SAFETY: per-CPU slot, only this CPU's programs touch it, one at a time.
             unsafe {

@@ -468,6 +468,31 @@ fn a_cached_source_skips_the_map_until_its_slot_is_stale() {
     );
 }
 
+/// A destination lookup caches a MAC without saying when it last sent: learning must still reach
+/// the map for it, or a server that only ever answers would age out while it talks.
+#[test]
+fn a_source_cached_by_a_lookup_is_still_refreshed() {
+    vbr_tests::pin_to_cpu(0).expect("pinning the test to one CPU");
+    let mut bridge = Bridge::new();
+    bridge.run(0, &probe(MAC_B, MAC_A));
+    let aged = FdbEntry {
+        last_seen_ns: 0,
+        ..bridge.fdb_entry(MAC_A, DEFAULT_VLAN).unwrap()
+    };
+    let mut fdb: HashMap<_, FdbKey, FdbEntry> =
+        HashMap::try_from(bridge.ebpf.map_mut(map_names::FDB).unwrap()).unwrap();
+    fdb.insert(FdbKey::new(MAC_A.0, DEFAULT_VLAN), aged, 0)
+        .unwrap();
+
+    let (verdict, _) = bridge.run(1, &probe(MAC_A, MAC_B));
+    assert_eq!(verdict, XDP_REDIRECT, "A is looked up, and cached");
+    bridge.run(0, &probe(MAC_B, MAC_A));
+    assert!(
+        bridge.fdb_entry(MAC_A, DEFAULT_VLAN).unwrap().last_seen_ns > 0,
+        "A's entry is refreshed"
+    );
+}
+
 #[test]
 fn a_static_mac_as_source_on_another_port_is_spoofed() {
     let mut bridge = Bridge::new();
