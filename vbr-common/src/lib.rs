@@ -9,6 +9,7 @@ pub mod bridge;
 pub mod cache;
 pub mod event;
 pub mod fdb;
+pub mod flow;
 pub mod port;
 pub mod stats;
 pub mod vlan;
@@ -33,9 +34,10 @@ pub mod map_names {
     pub const PORT_CACHE: &str = "port_cache";
     pub const PORT_GENERATION: &str = "port_generation";
     pub const FLOOD_BARE: &str = "flood_bare";
+    pub const FLOW_CACHE: &str = "flow_cache";
 
     /// Every map, in the order the agent checks and pins them.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 19] = [
         FDB,
         PORTS,
         EGRESS,
@@ -54,6 +56,7 @@ pub mod map_names {
         PORT_CACHE,
         PORT_GENERATION,
         FLOOD_BARE,
+        FLOW_CACHE,
     ];
 }
 
@@ -86,7 +89,7 @@ pub const DEFAULT_VLAN: u16 = 1;
 
 /// Version of the pinned maps' layout: a pinned bridge with another version is refused rather
 /// than misread. Bump it whenever a shared type or a map's definition changes.
-pub const MAP_LAYOUT_VERSION: u32 = 12;
+pub const MAP_LAYOUT_VERSION: u32 = 13;
 
 /// Maximum number of ports in one bridge (sizes the `ports`, `egress` and `port_stats` maps).
 /// A flood walks every bucket of the `egress` devmap (devmap.c, dev_map_enqueue_multi), so this

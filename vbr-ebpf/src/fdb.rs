@@ -45,10 +45,10 @@ pub fn learn(
     ifindex: u32,
     port: &PortInfo,
     now: u64,
-) -> Result<(), Reason> {
+) -> Result<Learning, Reason> {
     let key = FdbKey::new(mac, vlan);
     let probe = match cached(key, now, FDB_CACHE_F_SEEN) {
-        Ok((cached_ifindex, _)) if cached_ifindex == ifindex => return Ok(()),
+        Ok((cached_ifindex, _)) if cached_ifindex == ifindex => return Ok(Learning::Settled),
         Ok(_) => None,
         Err(probe) => Some(probe),
     };
@@ -57,7 +57,7 @@ pub fn learn(
             write(key, ifindex, now, 0);
             event::emit(EventKind::Learned, mac, vlan, ifindex, 0);
         }
-        return Ok(());
+        return Ok(Learning::Unsettled);
     };
     // SAFETY: the pointer comes from a successful map lookup.
     let entry = unsafe { &*entry };
@@ -68,20 +68,31 @@ pub fn learn(
         if let Some(probe) = probe {
             probe.fill(key, ifindex, entry.flags | FDB_CACHE_F_SEEN, now);
         }
-        return Ok(());
+        return Ok(Learning::Settled);
     }
     if entry.is_static() {
         return Err(Reason::DropSpoofed);
     }
     if entry.moved_ns != 0 && now.saturating_sub(entry.moved_ns) < FDB_MOVE_HOLD_NS {
         event::emit(EventKind::Flapping, mac, vlan, ifindex, entry.ifindex);
-        return Ok(());
+        return Ok(Learning::Unsettled);
     }
     let old_ifindex = entry.ifindex;
     write(key, ifindex, now, now);
     invalidate_cached();
     event::emit(EventKind::Moved, mac, vlan, ifindex, old_ifindex);
-    Ok(())
+    Ok(Learning::Unsettled)
+}
+
+/// What learning a source left behind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Learning {
+    /// Nothing to learn: the FDB places the source on the port its frame came by, fresh, or is not
+    /// to be changed by it. The next frames of its flow would learn nothing either.
+    Settled,
+    /// The FDB changed, or a limit or a move's hold kept it from changing: the next frame may
+    /// learn something.
+    Unsettled,
 }
 
 /// Every CPU's cached destinations are stale: `fdb_generation` takes a value no writer gave it

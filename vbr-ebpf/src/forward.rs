@@ -7,8 +7,10 @@ use aya_ebpf::{
 };
 use vbr_common::{
     FLOOD_BARE_SLOTS,
+    flow::FlowCacheSlot,
     port::{POLICY_HAIRPIN, POLICY_ISOLATED, POLICY_UPLINK, PortInfo},
     stats::Reason,
+    vlan::ETH_P_8021Q,
 };
 
 use crate::{
@@ -20,9 +22,7 @@ use crate::{
     vlan::{self, Classified},
 };
 
-/// Redirects the frame to the port `ifindex`, tagged as that port wants its VLAN. The frame is
-/// finished here, so where the ingress port may (`bare_unicast`) and the batch allows it skips
-/// the target's devmap program, which only passes unicast.
+/// Redirects the frame to the port `ifindex`, tagged as that port wants its VLAN.
 #[inline(always)]
 pub fn to_port(
     ctx: &XdpContext,
@@ -34,8 +34,50 @@ pub fn to_port(
     if !port.is_member(frame.vid) {
         return Err(Reason::DropVlanEgress);
     }
-    vlan::set_tag(ctx, frame, frame.vid != port.pvid)?;
-    stats::add(Direction::Tx, port.slot, frame.vid, parse::len(ctx));
+    send(
+        ctx,
+        frame,
+        ifindex,
+        frame.vid != port.pvid,
+        port.slot,
+        bare_unicast,
+    )
+}
+
+/// Sends a known unicast frame as its flow's first frame was sent (see `flow`), counting it on
+/// both ports as `switch_frame` and `to_port` do.
+#[inline(always)]
+pub fn as_cached(ctx: &XdpContext, flow: &FlowCacheSlot) -> Result<(u32, Reason), Reason> {
+    let frame = Classified {
+        vid: flow.vid,
+        tci: (flow.key.ether_type == ETH_P_8021Q).then_some(flow.key.tci),
+    };
+    stats::add(Direction::Rx, flow.rx_slot, flow.vid, parse::len(ctx));
+    send(
+        ctx,
+        &frame,
+        flow.egress,
+        flow.tagged != 0,
+        flow.tx_slot,
+        flow.bare_unicast != 0,
+    )
+}
+
+/// Tags the frame (`tagged`) or not, counts it on the port in counter slot `tx_slot` and
+/// redirects it to port `ifindex`. The frame is finished here, so where the ingress port may
+/// (`bare_unicast`) and the batch allows it skips the target's devmap program, which only passes
+/// unicast.
+#[inline(always)]
+fn send(
+    ctx: &XdpContext,
+    frame: &Classified,
+    ifindex: u32,
+    tagged: bool,
+    tx_slot: u16,
+    bare_unicast: bool,
+) -> Result<(u32, Reason), Reason> {
+    vlan::set_tag(ctx, frame, tagged)?;
+    stats::add(Direction::Tx, tx_slot, frame.vid, parse::len(ctx));
     if bare_unicast && batch::finished_may_skip_egress() {
         // SAFETY: no preconditions; the redirect happens when the program returns.
         return match unsafe { bpf_redirect(ifindex, 0) } as u32 {

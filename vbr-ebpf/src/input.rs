@@ -4,14 +4,18 @@
 use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use vbr_common::{
     event::EventKind,
-    port::{POLICY_HAIRPIN, POLICY_LOCAL_STACK, PORT_F_BARE_UNICAST, PortInfo, PortMode},
+    port::{
+        POLICY_HAIRPIN, POLICY_LOCAL_STACK, POLICY_VIA_UPLINK, PORT_F_BARE_UNICAST, PortInfo,
+        PortMode,
+    },
     stats::Reason,
     vlan::{ETH_P_8021Q, ETH_P_VBR_FLOOD},
 };
 
 use crate::{
     batch, event,
-    fdb::{self, Destination},
+    fdb::{self, Destination, Learning},
+    flow::Flow,
     forward,
     maps::INFO,
     parse::{self, is_multicast, is_zero},
@@ -21,16 +25,24 @@ use crate::{
     vlan,
 };
 
-/// The XDP action for the frame and the reason it is counted under.
+/// The XDP action for the frame and the reason it is counted under. A known unicast whose flow
+/// this CPU sent before, with nothing changed since, is sent the same way at once (see `flow`).
 #[inline(always)]
 pub fn handle_frame(ctx: &XdpContext) -> (u32, Reason) {
     let ingress = ctx.ingress_ifindex() as u32;
     let now = fdb::now();
-    let ports = Ports::new(now);
-    let Some(port) = ports.get(ingress) else {
-        return (xdp_action::XDP_PASS, Reason::PassNotPort);
+    let flow = Flow::of(ctx, ingress, now);
+    let sent = match flow.as_ref().and_then(Flow::cached) {
+        Some(cached) => forward::as_cached(ctx, cached),
+        None => {
+            let ports = Ports::new(now);
+            let Some(port) = ports.get(ingress) else {
+                return (xdp_action::XDP_PASS, Reason::PassNotPort);
+            };
+            switch_frame(ctx, &ports, ingress, port, now, flow.as_ref())
+        }
     };
-    switch_frame(ctx, &ports, ingress, port, now).unwrap_or_else(|reason| match reason {
+    sent.unwrap_or_else(|reason| match reason {
         Reason::PassToSkb | Reason::PassLinkLocal | Reason::PassToStack => {
             (xdp_action::XDP_PASS, reason)
         }
@@ -38,7 +50,10 @@ pub fn handle_frame(ctx: &XdpContext) -> (u32, Reason) {
     })
 }
 
-/// Everything but the drops and hand-overs, which come back as `Err(reason)`.
+/// Everything but the drops and hand-overs, which come back as `Err(reason)`. A known unicast
+/// sent is recorded in its `flow`'s slot, unless learning is not settled yet or the decision
+/// read more than `fdb` and `ports` (the uplink a vepa, private or passthru port sends to is
+/// in `info`).
 #[inline(always)]
 fn switch_frame(
     ctx: &XdpContext,
@@ -46,6 +61,7 @@ fn switch_frame(
     ingress: u32,
     port: &PortInfo,
     now: u64,
+    flow: Option<&Flow>,
 ) -> Result<(u32, Reason), Reason> {
     let eth = parse::eth_header(ctx)?;
     let (src, dst, ether_type) = (eth.src_addr, eth.dst_addr, u16::from_be(eth.ether_type));
@@ -62,7 +78,7 @@ fn switch_frame(
     policy::link_local(&dst)?;
     // Learn only after ingress filtering, as br_handle_frame_finish does.
     let frame = vlan::classify(ctx, ether_type, port)?;
-    policy::learn_source(port, ingress, src, frame.vid, now)?;
+    let learning = policy::learn_source(port, ingress, src, frame.vid, now)?;
     // Native XDP can only redirect to devices that take XDP frames; generic XDP (skb-backed)
     // reaches any device, and queues nothing for a flush.
     let native = port.mode == PortMode::XdpNative as u8;
@@ -77,7 +93,14 @@ fn switch_frame(
                 return Err(Reason::PassToSkb);
             }
             stats::add(Direction::Rx, port.slot, frame.vid, parse::len(ctx));
-            forward::to_port(ctx, &frame, egress, target, bare_unicast)
+            let sent = forward::to_port(ctx, &frame, egress, target, bare_unicast)?;
+            if learning == Learning::Settled
+                && !port.has(POLICY_VIA_UPLINK)
+                && let Some(flow) = flow
+            {
+                flow.fill(egress, frame.vid, port, target, bare_unicast);
+            }
+            Ok(sent)
         }
         Destination::Flood { missed } => {
             // SAFETY: the pointer comes from a successful map lookup.

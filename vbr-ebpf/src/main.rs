@@ -8,6 +8,7 @@ mod batch;
 mod egress;
 mod event;
 mod fdb;
+mod flow;
 mod forward;
 mod input;
 mod maps;

@@ -9,6 +9,7 @@ use vbr_common::{
     bridge::BridgeInfo,
     event::{EVENTS_RING_BYTES, EventBudget, FdbEvent},
     fdb::{FDB_CACHE_SLOTS, FdbCacheSlot, FdbEntry, FdbKey},
+    flow::{FLOW_CACHE_SLOTS, FlowCacheSlot},
     port::{PORT_CACHE_SLOTS, PortCacheSlot, PortInfo, VLAN_BITMAP_WORDS},
     stats::{Counters, Reason, StormBucket},
 };
@@ -26,6 +27,11 @@ pub static FDB_CACHE: PerCpuArray<FdbCacheSlot, { FDB_CACHE_SLOTS as usize }> = 
 /// stale.
 #[btf_map(name = "fdb_generation")]
 pub static FDB_GENERATION: Array<u64, 1> = Array::new();
+
+/// Per CPU, how known unicast flows were sent (see `FlowCacheSlot`), by `FlowKey::cache_slot`.
+#[btf_map(name = "flow_cache")]
+pub static FLOW_CACHE: PerCpuArray<FlowCacheSlot, { FLOW_CACHE_SLOTS as usize }> =
+    PerCpuArray::new();
 
 /// ifindex → port configuration; membership in this map makes an interface a bridge port.
 #[btf_map(name = "ports")]

@@ -13,14 +13,15 @@ use vbr_common::{
 };
 
 use crate::{
-    fdb::{self, Destination},
+    fdb::{self, Destination, Learning},
     maps::{FDB, INFO, STORM},
     parse::is_multicast,
 };
 
 /// Learns `src` as seen on `port` where the port's flags and the bridge's mode allow. On the
 /// uplink of a private, vepa or passthru bridge a MAC that lives behind a local port is a frame
-/// the far side hairpinned back: never moved to the uplink, and in private mode dropped.
+/// the far side hairpinned back: never moved to the uplink, and in private mode dropped. Says
+/// whether the next frames of the source would learn anything (`fdb::Learning`).
 #[inline(always)]
 pub fn learn_source(
     port: &PortInfo,
@@ -28,7 +29,7 @@ pub fn learn_source(
     src: [u8; 6],
     vid: u16,
     now: u64,
-) -> Result<(), Reason> {
+) -> Result<Learning, Reason> {
     if port.has(POLICY_UPLINK)
         && let Some(home) = FDB.get_ptr(FdbKey::new(src, vid))
         // SAFETY: the pointer comes from a successful map lookup.
@@ -37,11 +38,11 @@ pub fn learn_source(
         return if port.has(POLICY_PRIVATE) {
             Err(Reason::DropPrivate)
         } else {
-            Ok(())
+            Ok(Learning::Settled)
         };
     }
     if !port.has(POLICY_LEARNING) {
-        return Ok(());
+        return Ok(Learning::Settled);
     }
     fdb::learn(src, vid, ingress, port, now)
 }

@@ -10,7 +10,7 @@ use vbr_common::{
 use crate::parse::{self, TCI_OFFSET};
 
 /// Both MAC addresses, as 16-bit words: what moves when a tag is pushed or popped.
-type MacPair = [u16; 6];
+pub type MacPair = [u16; 6];
 
 /// A frame after ingress classification.
 pub struct Classified {
@@ -131,7 +131,7 @@ fn pop(ctx: &XdpContext) -> Result<(), Reason> {
 /// before `write_macs` writes one. Frames start 2-byte aligned (every driver's headroom is even,
 /// and tags move them by 4).
 #[inline(always)]
-fn read_macs(ctx: &XdpContext, offset: usize) -> Result<MacPair, Reason> {
+pub fn read_macs(ctx: &XdpContext, offset: usize) -> Result<MacPair, Reason> {
     let words = parse::ptr_at::<MacPair>(ctx, offset)?.cast::<u16>();
     let mut macs = [0; 6];
     for (n, mac) in macs.iter_mut().enumerate() {

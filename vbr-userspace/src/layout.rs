@@ -10,6 +10,7 @@ use vbr_common::{
     bridge::BridgeInfo,
     event::{EVENTS_RING_BYTES, EventBudget},
     fdb::{FDB_CACHE_SLOTS, FdbCacheSlot, FdbEntry, FdbKey},
+    flow::{FLOW_CACHE_SLOTS, FlowCacheSlot},
     map_names,
     port::{PORT_CACHE_SLOTS, PortCacheSlot, PortInfo, VLAN_BITMAP_WORDS},
     stats::{Counters, Reason, StormBucket},
@@ -61,6 +62,11 @@ fn expected(name: &str) -> Option<(u32, u32, u32)> {
             FDB_CACHE_SLOTS,
         ),
         map_names::FDB_GENERATION => (size(size_of::<u32>()), size(size_of::<u64>()), 1),
+        map_names::FLOW_CACHE => (
+            size(size_of::<u32>()),
+            size(size_of::<FlowCacheSlot>()),
+            FLOW_CACHE_SLOTS,
+        ),
         map_names::PORT_CACHE => (
             size(size_of::<u32>()),
             size(size_of::<PortCacheSlot>()),

@@ -9,7 +9,7 @@ use std::{mem, time::Duration};
 
 use aya::{
     Ebpf, TestRun as _, TestRunAttrs, TestRunOptions,
-    maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues},
     programs::Xdp,
 };
 use vbr::{cache::Generation, datapath, fdb::Fdb, ports::Ports};
@@ -17,6 +17,7 @@ use vbr_common::{
     DEFAULT_VLAN, PROG_ACCEL, PROG_EGRESS, PROG_INGRESS,
     batch::{BATCH_BARE_UNICAST, BATCH_CLEAN, BATCH_FLOODED},
     bridge::{BridgeInfo, LinkLocal},
+    cache::CacheStamp,
     fdb::{FDB_F_LOCAL, FDB_F_MIRRORED, FDB_F_STATIC, FdbCacheSlot, FdbEntry, FdbKey},
     map_names,
     port::{
@@ -741,6 +742,63 @@ fn cached_destinations_follow_moves_and_deletions() {
         receivers(&bridge.deliver(0, &to_b)),
         vec![1, 2],
         "B is unknown again: flooded"
+    );
+}
+
+/// The frames of a known unicast flow, once its source is settled, are sent as its first was
+/// (`flow_cache`) without the FDB: a move made behind every cache's back goes unseen until the
+/// FDB's generation changes. Counters count them as ever.
+#[test]
+fn known_unicast_flows_are_sent_from_the_flow_cache_until_the_fdb_changes() {
+    const CPU: usize = 0;
+    vbr_tests::pin_to_cpu(CPU).expect("pinning the test to one CPU");
+    let mut bridge = Bridge::new();
+    let to_b = probe(MAC_B, MAC_A);
+    bridge.deliver(1, &probe(MAC_A, MAC_B));
+    // The first frame learns A (not settled yet); the second is the flow's first cached one.
+    assert_eq!(receivers(&bridge.deliver(0, &to_b)), vec![1]);
+    assert_eq!(receivers(&bridge.deliver(0, &to_b)), vec![1]);
+
+    // B "moves" to port 2 in the map alone, and this CPU forgets B's cached destination.
+    let key = FdbKey::new(MAC_B.0, DEFAULT_VLAN);
+    let moved = FdbEntry {
+        ifindex: bridge.port(2),
+        ..bridge.fdb_entry(MAC_B, DEFAULT_VLAN).unwrap()
+    };
+    let mut fdb: HashMap<_, FdbKey, FdbEntry> =
+        HashMap::try_from(bridge.ebpf.map_mut(map_names::FDB).unwrap()).unwrap();
+    fdb.insert(key, moved, 0).unwrap();
+    let mut cache: PerCpuArray<_, FdbCacheSlot> =
+        PerCpuArray::try_from(bridge.ebpf.map_mut(map_names::FDB_CACHE).unwrap()).unwrap();
+    let nr_cpus = aya::util::nr_cpus().unwrap();
+    let empty = FdbCacheSlot {
+        key: FdbKey::new([0; 6], 0),
+        ifindex: 0,
+        flags: 0,
+        stamp: CacheStamp {
+            generation: 0,
+            filled_ns: 0,
+        },
+    };
+    let forgotten = PerCpuValues::try_from(vec![empty; nr_cpus]).unwrap();
+    cache.set(key.cache_slot(), forgotten, 0).unwrap();
+
+    let sent = bridge.port_tx(1);
+    assert_eq!(
+        receivers(&bridge.deliver(0, &to_b)),
+        vec![1],
+        "the flow cache sends it where B was"
+    );
+    assert_eq!(
+        bridge.port_tx(1),
+        sent + 1,
+        "counted on the port it left by"
+    );
+    bridge.fdb_changed();
+    assert_eq!(
+        receivers(&bridge.deliver(0, &to_b)),
+        vec![2],
+        "a new FDB generation: the move is seen"
     );
 }
 

@@ -45,6 +45,7 @@ use vbr_common::{
     bridge::{BridgeInfo, LinkLocal},
     event::{EventBudget, EventKind, FdbEvent},
     fdb::{FDB_F_STATIC, FdbEntry, FdbKey},
+    flow::{FlowCacheSlot, FlowKey},
     map_names,
     port::{
         POLICY_BCAST_FLOOD, POLICY_DEFAULT, POLICY_FLOOD, POLICY_HAIRPIN, POLICY_ISOLATED,
@@ -403,6 +404,34 @@ fn fdb_view(
         .collect()
 }
 
+/// The `flow_cache` key of `frame` arriving on `ingress`, as the datapath builds it; `None` for
+/// frames it never caches (multicast destinations, tagged frames too short for the inner
+/// ethertype).
+fn flow_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
+    let be = |at: usize| Some(u16::from_be_bytes(frame.get(at..at + 2)?.try_into().ok()?));
+    if frame[0] & 1 != 0 {
+        return None;
+    }
+    let ether_type = be(12)?;
+    let (tci, inner_ether_type) = if ether_type == ETH_P_8021Q {
+        (be(14)?, be(16)?)
+    } else {
+        (0, 0)
+    };
+    let mut macs = [0; 6];
+    for (n, word) in macs.iter_mut().enumerate() {
+        *word = u16::from_ne_bytes([frame[2 * n], frame[2 * n + 1]]);
+    }
+    Some(FlowKey {
+        macs,
+        ingress,
+        ether_type,
+        tci,
+        inner_ether_type,
+        padding: 0,
+    })
+}
+
 /// What learning did, as the datapath shows it: a flapping event, or the entry that changed.
 fn learning_seen(
     before: &HashMap<FdbKey, FdbEntry>,
@@ -584,8 +613,12 @@ struct Bench {
     xdp_batch: PerCpuArray<MapData, u32>,
     /// Live cases whose flood was finished at ingress (`forward::finished_flood`).
     finished_floods: u32,
-    /// The keys in `fdb`, as last read.
-    fdb_keys: Vec<FdbKey>,
+    /// Per CPU, the datapath's cached unicast flows.
+    flow_cache: PerCpuArray<MapData, FlowCacheSlot>,
+    /// Plain cases whose second frame the flow cache sent.
+    cached_repeats: u32,
+    /// `fdb`, as last read.
+    fdb_seen: HashMap<FdbKey, FdbEntry>,
     /// Frames counted per reason so far.
     counted: [u64; Reason::COUNT as usize],
     nr_cpus: usize,
@@ -662,6 +695,7 @@ impl Bench {
         let slots = take(map_names::SLOTS).try_into().unwrap();
         let flood_bare = take(map_names::FLOOD_BARE).try_into().unwrap();
         let xdp_batch = take(map_names::XDP_BATCH).try_into().unwrap();
+        let flow_cache = take(map_names::FLOW_CACHE).try_into().unwrap();
         let mut bench = Self {
             ebpf,
             fdb,
@@ -677,7 +711,9 @@ impl Bench {
             flood_bare,
             xdp_batch,
             finished_floods: 0,
-            fdb_keys: Vec::new(),
+            flow_cache,
+            cached_repeats: 0,
+            fdb_seen: HashMap::new(),
             counted: [0; Reason::COUNT as usize],
             nr_cpus: nr_cpus().expect("counting CPUs"),
             ports,
@@ -688,26 +724,55 @@ impl Bench {
         bench
     }
 
-    /// Runs `case` through the model and a plain test run; `Err` on any difference.
+    /// Runs `case` through the model and a plain test run, twice: the second frame of a known
+    /// unicast flow is sent from the flow cache, and must not differ; `Err` on any difference.
     fn check(&mut self, case: &Case) -> Result<(), TestCaseError> {
         let mut bridge = case.state.bridge(&self.ports, now_ns());
-        let before = bridge.fdb.clone();
         let (ingress, frame) = (self.ports[case.ingress], case.frame.bytes());
         self.load(&bridge);
-        let (action, out) = self.run(ingress, &frame);
+        self.check_run(&mut bridge, ingress, &frame)?;
+        if self.flow_cached(ingress, &frame) {
+            self.cached_repeats += 1;
+        }
+        // The same entries, with the timestamps the datapath wrote rather than the model's.
+        bridge.fdb = self.fdb_seen.clone();
+        self.check_run(&mut bridge, ingress, &frame)
+    }
+
+    /// One plain run of `frame` against the model's `bridge`, as the maps hold it now.
+    fn check_run(
+        &mut self,
+        bridge: &mut model::Bridge,
+        ingress: u32,
+        frame: &[u8],
+    ) -> Result<(), TestCaseError> {
+        let before = bridge.fdb.clone();
+        let (action, out) = self.run(ingress, frame);
         let seen = Plain {
             action,
             frame: out,
             effects: self.effects(&before),
         };
-        let outcome = model::ingress(&mut bridge, ingress, &frame);
+        let outcome = model::ingress(bridge, ingress, frame);
         let expected = Plain {
             action: xdp_action(outcome.verdict),
             frame: outcome.frame.clone(),
-            effects: Effects::expected(&before, &bridge, &outcome),
+            effects: Effects::expected(&before, bridge, &outcome),
         };
         prop_assert_eq!(expected, seen);
         Ok(())
+    }
+
+    /// Whether some CPU's `flow_cache` holds the flow of `frame` arriving on `ingress`.
+    fn flow_cached(&self, ingress: u32, frame: &[u8]) -> bool {
+        let Some(key) = flow_key(ingress, frame) else {
+            return false;
+        };
+        self.flow_cache
+            .get(&key.cache_slot(), 0)
+            .expect("flow_cache")
+            .iter()
+            .any(|slot| slot.key.same(&key))
     }
 
     /// Runs `case` through the model and a live-frames test run; `Err` on any difference in
@@ -778,7 +843,7 @@ impl Bench {
         self.xdp_batch.set(0, clean, 0).expect("xdp_batch set");
         // What the last case left, as `effects` read it: an iteration over a hash map of 65536
         // buckets scans them all, a third of a case's time.
-        for key in std::mem::take(&mut self.fdb_keys) {
+        for key in std::mem::take(&mut self.fdb_seen).into_keys() {
             self.fdb.remove(&key).expect("fdb remove");
         }
         for (key, entry) in &bridge.fdb {
@@ -858,7 +923,7 @@ impl Bench {
             .iter()
             .map(|entry| entry.expect("fdb entry"))
             .collect();
-        self.fdb_keys = after.keys().copied().collect();
+        self.fdb_seen = after.clone();
         let events = self.events();
         let learned = learned_slots()
             .map(|slot| (slot, self.port_learned.get(&slot, 0).expect("port_learned")))
@@ -1219,11 +1284,21 @@ fn differential(
 
 #[test]
 fn ingress_matches_the_model() {
-    differential(
+    let bench = differential(
         "ingress (plain runs)",
         PLAIN_CASES,
         case(frame()),
         Bench::check,
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "ingress (plain runs): {} second frames sent from the flow cache",
+        bench.cached_repeats
+    );
+    assert!(
+        bench.cached_repeats > PLAIN_CASES / 100,
+        "the cases hardly ever repeat a cached flow ({}): that path goes unchecked",
+        bench.cached_repeats
     );
 }
 

@@ -1,0 +1,143 @@
+//! The per-CPU cache of known-unicast decisions (`flow_cache`), as Open vSwitch's exact-match
+//! cache keeps flows: what ingress decided for a frame, keyed by the frame's header bytes and
+//! its ingress port, so that the next frames of the flow skip classification, learning, the FDB
+//! and the ports. A slot depends on `fdb` and `ports` only, so it is trusted while both their
+//! generations are the ones it was filled under, and for at most `CACHE_TTL_NS` (see
+//! `crate::cache`), which also brings a busy source back to learning about once a second.
+use crate::cache::CacheStamp;
+
+/// Slots of each CPU's `flow_cache` (a power of two): 64 bytes each, 256 KiB per CPU.
+pub const FLOW_CACHE_SLOTS: u32 = 4096;
+
+/// Everything in a frame that ingress decides a known unicast by: the MAC addresses, the
+/// ethertype and, behind an 802.1Q tag, its TCI and the inner ethertype; and the ingress port.
+#[repr(C, align(8))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowKey {
+    /// The destination and source MAC addresses as the frame carries them (network order).
+    pub macs: [u16; 6],
+    pub ingress: u32,
+    /// The ethertype (host order).
+    pub ether_type: u16,
+    /// The 802.1Q tag's TCI (host order), if `ether_type` is 802.1Q; else 0.
+    pub tci: u16,
+    /// The ethertype behind the 802.1Q tag, if any; else 0.
+    pub inner_ether_type: u16,
+    /// Keeps the layout free of implicit padding.
+    pub padding: u16,
+}
+
+impl FlowKey {
+    /// The key as three words: compared and hashed word by word (a derived comparison of the
+    /// struct may compile to a byte-wise `memcmp` call in BPF).
+    #[inline(always)]
+    pub const fn words(&self) -> [u64; 3] {
+        // SAFETY: 24 bytes of plain integers without implicit padding, aligned to 8.
+        unsafe { core::mem::transmute::<Self, [u64; 3]>(*self) }
+    }
+
+    /// This key's slot in a CPU's `flow_cache`.
+    #[inline(always)]
+    pub const fn cache_slot(&self) -> u32 {
+        let [a, b, c] = self.words();
+        let mixed = (a ^ b.rotate_left(21) ^ c.rotate_left(42)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> 52) as u32 & (FLOW_CACHE_SLOTS - 1)
+    }
+
+    #[inline(always)]
+    pub const fn same(&self, other: &Self) -> bool {
+        let ([a, b, c], [x, y, z]) = (self.words(), other.words());
+        a == x && b == y && c == z
+    }
+}
+
+/// One slot of a CPU's `flow_cache`: how ingress sent the frames of `key`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowCacheSlot {
+    pub key: FlowKey,
+    /// The port the frames go to.
+    pub egress: u32,
+    /// The frames' VLAN.
+    pub vid: u16,
+    /// The counter slots of the ingress and egress ports.
+    pub rx_slot: u16,
+    pub tx_slot: u16,
+    /// 1 if the frames leave with an 802.1Q tag.
+    pub tagged: u8,
+    /// 1 if the ingress port's unicast may skip the devmap program (`PORT_F_BARE_UNICAST`).
+    pub bare_unicast: u8,
+    /// Keeps the layout free of implicit padding.
+    pub padding: u32,
+    /// The `port_generation` the slot was filled under.
+    pub port_generation: u64,
+    /// Under which `fdb_generation`, and when, the slot was filled.
+    pub stamp: CacheStamp,
+}
+
+impl FlowCacheSlot {
+    /// Whether the slot may be trusted at `now` under these generations of `fdb` and `ports`.
+    #[inline(always)]
+    pub const fn is_current(&self, fdb_generation: u64, port_generation: u64, now: u64) -> bool {
+        self.port_generation == port_generation && self.stamp.is_current(fdb_generation, now)
+    }
+}
+
+#[cfg(feature = "user")]
+// SAFETY: plain `#[repr(C)]` data with explicit padding.
+unsafe impl aya::Pod for FlowCacheSlot {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: FlowKey = FlowKey {
+        macs: [0x0200, 0, 1, 0x0200, 0, 2],
+        ingress: 7,
+        ether_type: 0x0800,
+        tci: 0,
+        inner_ether_type: 0,
+        padding: 0,
+    };
+
+    #[test]
+    fn keys_are_24_bytes_and_slots_64() {
+        assert_eq!(size_of::<FlowKey>(), 24);
+        assert_eq!(size_of::<FlowCacheSlot>(), 64);
+    }
+
+    #[test]
+    fn every_field_of_the_key_tells_keys_apart() {
+        let changes: [fn(&mut FlowKey); 6] = [
+            |key| key.macs[0] ^= 1,
+            |key| key.macs[5] ^= 1,
+            |key| key.ingress += 1,
+            |key| key.ether_type = 0x8100,
+            |key| key.tci = 10,
+            |key| key.inner_ether_type = 0x0800,
+        ];
+        assert!(KEY.same(&KEY));
+        for change in changes {
+            let mut other = KEY;
+            change(&mut other);
+            assert!(!KEY.same(&other), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn slots_spread_over_the_whole_cache() {
+        let mut seen = [false; FLOW_CACHE_SLOTS as usize];
+        for n in 0..4 * FLOW_CACHE_SLOTS {
+            let key = FlowKey {
+                macs: [0x0200, (n >> 16) as u16, n as u16, 0x0200, 0, 1],
+                ..KEY
+            };
+            seen[key.cache_slot() as usize] = true;
+        }
+        let used = seen.iter().filter(|used| **used).count();
+        assert!(
+            used > FLOW_CACHE_SLOTS as usize * 9 / 10,
+            "{used} slots used"
+        );
+    }
+}
