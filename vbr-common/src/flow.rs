@@ -2,12 +2,16 @@
 //! cache keeps flows: what ingress decided for a frame, keyed by the frame's header bytes and
 //! its ingress port, so that the next frames of the flow skip classification, learning, the FDB
 //! and the ports. A slot depends on `fdb` and `ports` only, so it is trusted while both their
-//! generations are the ones it was filled under, and for at most `CACHE_TTL_NS` (see
-//! `crate::cache`), which also brings a busy source back to learning about once a second.
-use crate::cache::CacheStamp;
+//! generations are the ones it was filled under (see `crate::cache`), and for at most
+//! `FLOW_TTL_JIFFIES`, which also brings a busy source back to learning at least once a second.
 
 /// Slots of each CPU's `flow_cache` (a power of two): 64 bytes each, 256 KiB per CPU.
 pub const FLOW_CACHE_SLOTS: u32 = 4096;
+
+/// A slot is trusted at most this many jiffies: 0.1 s to 1 s for HZ from 1000 to 100. Jiffies,
+/// not the clock the other caches use, because the verifier inlines `bpf_jiffies64` into one
+/// load, while reading the clock is a helper call on every frame.
+pub const FLOW_TTL_JIFFIES: u64 = 100;
 
 /// Everything in a frame that ingress decides a known unicast by: the MAC addresses, the
 /// ethertype and, behind an 802.1Q tag, its TCI and the inner ethertype; and the ingress port.
@@ -69,17 +73,26 @@ pub struct FlowCacheSlot {
     pub bare_unicast: u8,
     /// Keeps the layout free of implicit padding.
     pub padding: u32,
-    /// The `port_generation` the slot was filled under.
+    /// The `fdb_generation` and `port_generation` the slot was filled under.
+    pub fdb_generation: u64,
     pub port_generation: u64,
-    /// Under which `fdb_generation`, and when, the slot was filled.
-    pub stamp: CacheStamp,
+    /// When the slot was filled, in jiffies.
+    pub filled_jiffies: u64,
 }
 
 impl FlowCacheSlot {
-    /// Whether the slot may be trusted at `now` under these generations of `fdb` and `ports`.
+    /// Whether the slot may be trusted at `jiffies` under these generations of `fdb` and
+    /// `ports`.
     #[inline(always)]
-    pub const fn is_current(&self, fdb_generation: u64, port_generation: u64, now: u64) -> bool {
-        self.port_generation == port_generation && self.stamp.is_current(fdb_generation, now)
+    pub const fn is_current(
+        &self,
+        fdb_generation: u64,
+        port_generation: u64,
+        jiffies: u64,
+    ) -> bool {
+        self.fdb_generation == fdb_generation
+            && self.port_generation == port_generation
+            && jiffies.wrapping_sub(self.filled_jiffies) < FLOW_TTL_JIFFIES
     }
 }
 
@@ -99,6 +112,28 @@ mod tests {
         inner_ether_type: 0,
         padding: 0,
     };
+
+    #[test]
+    fn a_slot_is_current_under_both_generations_for_less_than_the_ttl() {
+        let slot = FlowCacheSlot {
+            key: KEY,
+            egress: 3,
+            vid: 1,
+            rx_slot: 0,
+            tx_slot: 1,
+            tagged: 0,
+            bare_unicast: 1,
+            padding: 0,
+            fdb_generation: 7,
+            port_generation: 9,
+            filled_jiffies: 1_000,
+        };
+        assert!(slot.is_current(7, 9, 1_000));
+        assert!(slot.is_current(7, 9, 1_000 + FLOW_TTL_JIFFIES - 1));
+        assert!(!slot.is_current(7, 9, 1_000 + FLOW_TTL_JIFFIES), "too old");
+        assert!(!slot.is_current(8, 9, 1_000), "the FDB changed");
+        assert!(!slot.is_current(7, 10, 1_000), "the ports changed");
+    }
 
     #[test]
     fn keys_are_24_bytes_and_slots_64() {

@@ -1,9 +1,8 @@
 //! This CPU's cached decisions for known unicast (`flow_cache`, see `vbr_common::flow`): a frame
 //! of a flow ingress already sent, while nothing it was decided by changed, is sent the same way
 //! without classification, learning, the FDB or the ports.
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{helpers::bpf_jiffies64, programs::XdpContext};
 use vbr_common::{
-    cache::CacheStamp,
     flow::{FlowCacheSlot, FlowKey},
     port::PortInfo,
     vlan::ETH_P_8021Q,
@@ -23,14 +22,14 @@ pub struct Flow {
     slot: *mut FlowCacheSlot,
     fdb_generation: u64,
     port_generation: u64,
-    now: u64,
+    jiffies: u64,
 }
 
 impl Flow {
     /// The flow of the frame that came in on `ingress`; `None` for a frame the cache never holds:
     /// a multicast destination (a flood), or a frame too short to be decided on.
     #[inline(always)]
-    pub fn of(ctx: &XdpContext, ingress: u32, now: u64) -> Option<Self> {
+    pub fn of(ctx: &XdpContext, ingress: u32) -> Option<Self> {
         let eth = parse::eth_header(ctx).ok()?;
         if is_multicast(&eth.dst_addr) {
             return None;
@@ -54,7 +53,8 @@ impl Flow {
             key,
             fdb_generation: FDB_GENERATION.get(0).copied().unwrap_or(0),
             port_generation: PORT_GENERATION.get(0).copied().unwrap_or(0),
-            now,
+            // SAFETY: no preconditions.
+            jiffies: unsafe { bpf_jiffies64() },
         })
     }
 
@@ -64,7 +64,7 @@ impl Flow {
         // SAFETY: per-CPU slot, only this CPU's programs touch it, one at a time.
         let slot = unsafe { &*self.slot };
         (slot.key.same(&self.key)
-            && slot.is_current(self.fdb_generation, self.port_generation, self.now))
+            && slot.is_current(self.fdb_generation, self.port_generation, self.jiffies))
         .then_some(slot)
     }
 
@@ -76,7 +76,7 @@ impl Flow {
     pub fn fill(&self, egress: u32, vid: u16, from: &PortInfo, to: &PortInfo, bare_unicast: bool) {
         // SAFETY: as in `cached`.
         let slot = unsafe { &mut *self.slot };
-        if slot.is_current(self.fdb_generation, self.port_generation, self.now) {
+        if slot.is_current(self.fdb_generation, self.port_generation, self.jiffies) {
             return;
         }
         *slot = FlowCacheSlot {
@@ -88,11 +88,9 @@ impl Flow {
             tagged: u8::from(vid != to.pvid),
             bare_unicast: u8::from(bare_unicast),
             padding: 0,
+            fdb_generation: self.fdb_generation,
             port_generation: self.port_generation,
-            stamp: CacheStamp {
-                generation: self.fdb_generation,
-                filled_ns: self.now,
-            },
+            filled_jiffies: self.jiffies,
         };
     }
 }

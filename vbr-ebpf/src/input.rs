@@ -30,11 +30,11 @@ use crate::{
 #[inline(always)]
 pub fn handle_frame(ctx: &XdpContext) -> (u32, Reason) {
     let ingress = ctx.ingress_ifindex() as u32;
-    let now = fdb::now();
-    let flow = Flow::of(ctx, ingress, now);
+    let flow = Flow::of(ctx, ingress);
     let sent = match flow.as_ref().and_then(Flow::cached) {
         Some(cached) => forward::as_cached(ctx, cached),
         None => {
+            let now = fdb::now();
             let ports = Ports::new(now);
             let Some(port) = ports.get(ingress) else {
                 return (xdp_action::XDP_PASS, Reason::PassNotPort);
