@@ -20,6 +20,8 @@ pub struct Bridge {
     pub max_learned: Option<u32>,
     /// What becomes of link-local frames (01:80:c2:00:00:0x); `None` leaves the default, drop.
     pub link_local: Option<LinkLocal>,
+    /// Counts frames per VLAN too (`vlan_stats = true`); false leaves the default, off.
+    pub vlan_stats: bool,
 }
 
 /// The bridge's `link_local` policy.
@@ -228,6 +230,9 @@ pub fn config_toml(bridges: &[Bridge]) -> String {
         if let Some(policy) = bridge.link_local {
             toml += &format!("link_local = \"{}\"\n", policy.name());
         }
+        if bridge.vlan_stats {
+            toml += "vlan_stats = true\n";
+        }
         if let Some(host_port) = &bridge.host_port {
             toml += &host_port.toml();
         }
@@ -262,6 +267,7 @@ mod tests {
             host_port: None,
             max_learned: None,
             link_local: None,
+            vlan_stats: false,
         };
         assert_eq!(
             config_toml(&[bridge]),
@@ -282,6 +288,7 @@ mod tests {
             host_port: None,
             max_learned: None,
             link_local: None,
+            vlan_stats: false,
         };
         assert_eq!(
             config_toml(&[bridge]),
@@ -290,7 +297,7 @@ mod tests {
     }
 
     #[test]
-    fn bridge_limit_and_link_local_are_written_when_set() {
+    fn bridge_limit_link_local_and_vlan_stats_are_written_when_set() {
         let bridge = Bridge {
             name: "b0".to_owned(),
             ageing_time: None,
@@ -299,11 +306,12 @@ mod tests {
             host_port: None,
             max_learned: Some(500),
             link_local: Some(LinkLocal::Forward),
+            vlan_stats: true,
         };
         assert_eq!(
             config_toml(&[bridge]),
             "[[bridge]]\nname = \"b0\"\nmax_learned = 500\nlink_local = \"forward\"\n\
-             \n[[bridge.port]]\nifname = \"p1\"\n\n"
+             vlan_stats = true\n\n[[bridge.port]]\nifname = \"p1\"\n\n"
         );
     }
 
@@ -336,6 +344,7 @@ mod tests {
             }),
             max_learned: None,
             link_local: None,
+            vlan_stats: false,
         };
         assert_eq!(
             config_toml(&[bridge]),

@@ -375,6 +375,7 @@ impl Lab {
             host_port: None,
             max_learned: None,
             link_local: None,
+            vlan_stats: false,
         }
     }
 

@@ -494,7 +494,10 @@ fn stats_count_a_known_burst_exactly() {
     let vbr = vbr_bin();
     let lab = Lab::silent(3).expect("building the lab");
     let (h1, h2, h3) = (lab.host(1), lab.host(2), lab.host(3));
-    let bridge = lab.bridge(&[1, 2, 3]);
+    let bridge = Bridge {
+        vlan_stats: true,
+        ..lab.bridge(&[1, 2, 3])
+    };
     let agent =
         Agent::start(&lab, &vbr, std::slice::from_ref(&bridge)).expect("starting the agent");
     let cli = agent.cli();
@@ -632,6 +635,11 @@ fn metrics_serve_the_counters_as_prometheus_text() {
 
     let body = fetch_metrics(&lab, address);
     let stats = cli.stats(&bridge.name).expect("vbr stats");
+    assert!(
+        stats.vlans.is_empty(),
+        "a bridge without vlan_stats counted VLANs: {:?}",
+        stats.vlans
+    );
     assert!(body.contains("# TYPE vbr_frames_total counter"), "{body}");
     let samples: BTreeMap<&str, u64> = body
         .lines()

@@ -71,8 +71,10 @@ pub struct FlowCacheSlot {
     pub tagged: u8,
     /// 1 if the ingress port's unicast may skip the devmap program (`PORT_F_BARE_UNICAST`).
     pub bare_unicast: u8,
+    /// 1 if the frames are counted per VLAN (`PORT_F_VLAN_STATS`).
+    pub vlan_stats: u8,
     /// Keeps the layout free of implicit padding.
-    pub padding: u32,
+    pub padding: [u8; 3],
     /// The `fdb_generation` and `port_generation` the slot was filled under.
     pub fdb_generation: u64,
     pub port_generation: u64,
@@ -123,7 +125,8 @@ mod tests {
             tx_slot: 1,
             tagged: 0,
             bare_unicast: 1,
-            padding: 0,
+            vlan_stats: 0,
+            padding: [0; 3],
             fdb_generation: 7,
             port_generation: 9,
             filled_jiffies: 1_000,

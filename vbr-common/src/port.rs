@@ -41,6 +41,10 @@ pub const PORT_F_RESTORE_RXVLAN: u8 = 1 << 1;
 /// The port's native XDP unicast may skip the devmap program and its floods may take the skb path
 /// (see `batch`): the bridge watches XDP flushes and every native port has its TC program.
 pub const PORT_F_BARE_UNICAST: u8 = 1 << 2;
+/// The bridge counts frames per VLAN (`vlan_stats` in its config): set by the agent on every port
+/// of such a bridge. Off by default, as the Linux bridge's `vlan_stats_enabled`, because the two
+/// VLAN counter updates are a measurable part of a known unicast's cost.
+pub const PORT_F_VLAN_STATS: u8 = 1 << 3;
 
 /// Source MACs seen on the port are learned.
 pub const POLICY_LEARNING: u16 = 1 << 0;
@@ -123,6 +127,16 @@ impl PortInfo {
 
     pub const fn is_attached(&self) -> bool {
         self.flags & PORT_F_ATTACHED != 0
+    }
+
+    /// `vid` if the port's frames are counted per VLAN (`PORT_F_VLAN_STATS`), else `None`.
+    #[inline(always)]
+    pub const fn counted_vlan(&self, vid: u16) -> Option<u16> {
+        if self.flags & PORT_F_VLAN_STATS != 0 {
+            Some(vid)
+        } else {
+            None
+        }
     }
 
     #[inline(always)]

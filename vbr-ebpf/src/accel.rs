@@ -99,8 +99,18 @@ fn forward(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Option<u32> {
         vlan::set_tag(ctx, &frame, frame.vid != target.pvid).ok()?;
     }
     let bytes = parse::len(ctx);
-    stats::add(Direction::Rx, port.slot, frame.vid, bytes);
-    stats::add(Direction::Tx, target.slot, frame.vid, bytes);
+    stats::add(
+        Direction::Rx,
+        port.slot,
+        port.counted_vlan(frame.vid),
+        bytes,
+    );
+    stats::add(
+        Direction::Tx,
+        target.slot,
+        target.counted_vlan(frame.vid),
+        bytes,
+    );
     // SAFETY: no preconditions; an ifindex that vanished makes the redirect fail, not crash.
     Some(unsafe { bpf_redirect(egress, 0) } as u32)
 }

@@ -34,6 +34,11 @@ pub fn handle_frame(ctx: &XdpContext) -> u32 {
     {
         return xdp_action::XDP_DROP;
     }
-    stats::add(Direction::Tx, port.slot, vid, parse::len(ctx));
+    stats::add(
+        Direction::Tx,
+        port.slot,
+        port.counted_vlan(vid),
+        parse::len(ctx),
+    );
     xdp_action::XDP_PASS
 }

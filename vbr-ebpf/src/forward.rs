@@ -39,7 +39,7 @@ pub fn to_port(
         frame,
         ifindex,
         frame.vid != port.pvid,
-        port.slot,
+        (port.slot, port.counted_vlan(frame.vid)),
         bare_unicast,
     )
 }
@@ -52,32 +52,33 @@ pub fn as_cached(ctx: &XdpContext, flow: &FlowCacheSlot) -> Result<(u32, Reason)
         vid: flow.vid,
         tci: (flow.key.ether_type == ETH_P_8021Q).then_some(flow.key.tci),
     };
-    stats::add(Direction::Rx, flow.rx_slot, flow.vid, parse::len(ctx));
+    let counted_vlan = (flow.vlan_stats != 0).then_some(flow.vid);
+    stats::add(Direction::Rx, flow.rx_slot, counted_vlan, parse::len(ctx));
     send(
         ctx,
         &frame,
         flow.egress,
         flow.tagged != 0,
-        flow.tx_slot,
+        (flow.tx_slot, counted_vlan),
         flow.bare_unicast != 0,
     )
 }
 
-/// Tags the frame (`tagged`) or not, counts it on the port in counter slot `tx_slot` and
-/// redirects it to port `ifindex`. The frame is finished here, so where the ingress port may
-/// (`bare_unicast`) and the batch allows it skips the target's devmap program, which only passes
-/// unicast.
+/// Tags the frame (`tagged`) or not, counts it on the port in counter slot `tx_slot` (and in
+/// VLAN `tx_vlan`, if counted) and redirects it to port `ifindex`. The frame is finished here, so
+/// where the ingress port may (`bare_unicast`) and the batch allows it skips the target's devmap
+/// program, which only passes unicast.
 #[inline(always)]
 fn send(
     ctx: &XdpContext,
     frame: &Classified,
     ifindex: u32,
     tagged: bool,
-    tx_slot: u16,
+    (tx_slot, tx_vlan): (u16, Option<u16>),
     bare_unicast: bool,
 ) -> Result<(u32, Reason), Reason> {
     vlan::set_tag(ctx, frame, tagged)?;
-    stats::add(Direction::Tx, tx_slot, frame.vid, parse::len(ctx));
+    stats::add(Direction::Tx, tx_slot, tx_vlan, parse::len(ctx));
     if bare_unicast && batch::finished_may_skip_egress() {
         // SAFETY: no preconditions; the redirect happens when the program returns.
         return match unsafe { bpf_redirect(ifindex, 0) } as u32 {
@@ -205,12 +206,13 @@ extern "C" fn scan_slot(slot: u64, scan: *mut c_void) -> i64 {
     }
 }
 
-/// Counts a finished flood's copies of `len` bytes in VLAN `vid` as sent by every port but
-/// `ingress`, as `vbr_egress` counts each copy it lets pass. A global function for the same
-/// reason as `vbr_flood_plan`.
+/// Counts a finished flood's copies of `len` bytes as sent by every port but `ingress`, and in
+/// VLAN `vid` unless it is `NOT_COUNTED`, as `vbr_egress` counts each copy it lets pass. A global
+/// function for the same reason as `vbr_flood_plan`.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn vbr_count_flood_copies(ingress: u32, vid: u32, len: u32) -> u32 {
+    let counted_vlan = (vid != NOT_COUNTED).then_some(vid as u16);
     let Some(slot_end) = slot_end() else {
         return 0;
     };
@@ -219,11 +221,14 @@ pub extern "C" fn vbr_count_flood_copies(ingress: u32, vid: u32, len: u32) -> u3
             break;
         }
         if copy_target(slot, ingress).is_some() {
-            stats::add(Direction::Tx, slot as u16, vid as u16, len as usize);
+            stats::add(Direction::Tx, slot as u16, counted_vlan, len as usize);
         }
     }
     0
 }
+
+/// `vbr_count_flood_copies`'s VLAN when the bridge does not count per VLAN: no VID.
+const NOT_COUNTED: u32 = u32::MAX;
 
 /// The bridge's `slot_end`, if floods may be finished at ingress: every port's slot is below
 /// `FLOOD_BARE_SLOTS`.
@@ -259,12 +264,18 @@ pub fn flood(
     if !policy::storm_allows(ingress) {
         return Err(Reason::DropStorm);
     }
-    stats::add(Direction::Flood, ingress.slot, frame.vid, parse::len(ctx));
+    let counted_vlan = ingress.counted_vlan(frame.vid);
+    stats::add(
+        Direction::Flood,
+        ingress.slot,
+        counted_vlan,
+        parse::len(ctx),
+    );
     let redirected = if let Some(plan) = finished {
         vlan::set_tag(ctx, frame, plan.tagged)?;
         vbr_count_flood_copies(
             ingress_ifindex,
-            u32::from(frame.vid),
+            counted_vlan.map_or(NOT_COUNTED, u32::from),
             parse::len(ctx) as u32,
         );
         FLOOD_BARE.redirect(0, u64::from(BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS))

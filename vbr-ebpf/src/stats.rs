@@ -19,14 +19,15 @@ pub enum Direction {
     Flood,
 }
 
-/// Adds one frame of `bytes` to port `slot` and VLAN `vid`.
+/// Adds one frame of `bytes` to port `slot` and, if the bridge counts per VLAN, to VLAN `vlan`
+/// (see `PortInfo::counted_vlan`).
 #[inline(always)]
-pub fn add(direction: Direction, slot: u16, vid: u16, bytes: usize) {
+pub fn add(direction: Direction, slot: u16, vlan: Option<u16>, bytes: usize) {
     if let Some(counters) = PORT_STATS.get_ptr_mut(u32::from(slot)) {
         // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
         unsafe { add_to(&mut *counters, direction, bytes as u64) };
     }
-    if let Some(counters) = VLAN_STATS.get_ptr_mut(u32::from(vid)) {
+    if let Some(counters) = vlan.and_then(|vid| VLAN_STATS.get_ptr_mut(u32::from(vid))) {
         // SAFETY: as above.
         unsafe { add_to(&mut *counters, direction, bytes as u64) };
     }

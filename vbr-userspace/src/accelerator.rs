@@ -219,6 +219,7 @@ fn bridge_config(config: &AccelerateConfig) -> BridgeConfig {
         mode: BridgeMode::Bridge,
         max_learned: 0,
         link_local: LinkLocalPolicy::Drop,
+        vlan_stats: false,
     }
 }
 

@@ -31,8 +31,8 @@ use vbr_common::{
     fdb::{FdbEntry, FdbKey},
     map_names,
     port::{
-        POLICY_LOCAL_STACK, PORT_F_ATTACHED, PORT_F_BARE_UNICAST, PORT_F_RESTORE_RXVLAN, PVID_NONE,
-        PortInfo, PortMode,
+        POLICY_LOCAL_STACK, PORT_F_ATTACHED, PORT_F_BARE_UNICAST, PORT_F_RESTORE_RXVLAN,
+        PORT_F_VLAN_STATS, PVID_NONE, PortInfo, PortMode,
     },
     stats::Counters,
 };
@@ -163,6 +163,8 @@ pub struct Bridge {
     /// The bridge-wide settings the datapath reads from the `info` map.
     max_learned: u32,
     link_local: LinkLocal,
+    /// Frames are counted per VLAN (`PORT_F_VLAN_STATS` on every port).
+    vlan_stats: bool,
     pin_dir: PathBuf,
     /// Ifindex of the Linux bridge this one accelerates; 0 for a vbr bridge.
     accelerates: u32,
@@ -277,6 +279,7 @@ impl Bridge {
             ageing_time: Duration::ZERO,
             max_learned: 0,
             link_local: LinkLocal::Drop,
+            vlan_stats: false,
             pin_dir,
             accelerates,
             ebpf,
@@ -399,7 +402,7 @@ impl Bridge {
             .map_or(0, |port| port.ifindex);
         self.write_info(skb_ports as u32, uplink, slot_end.unwrap_or(0))?;
         self.set_flood_bare()?;
-        self.set_bare_unicast()
+        self.set_port_flags()
     }
 
     /// Makes `flood_bare` hold every attached native port while all ports' slots are below
@@ -431,10 +434,12 @@ impl Bridge {
         Ok(())
     }
 
-    /// Lets the native ports send unicast without the devmap program when the bridge watches its
-    /// flushes and every native port has its TC program: a flood that may not share a batch with
-    /// such unicast then takes the skb path from whichever port it comes in (`vbr_common::batch`).
-    fn set_bare_unicast(&mut self) -> anyhow::Result<()> {
+    /// Sets the flags the bridge as a whole decides on every port. `PORT_F_BARE_UNICAST` lets the
+    /// native ports send unicast without the devmap program when the bridge watches its flushes
+    /// and every native port has its TC program: a flood that may not share a batch with such
+    /// unicast then takes the skb path from whichever port it comes in (`vbr_common::batch`).
+    /// `PORT_F_VLAN_STATS` follows `vlan_stats`.
+    fn set_port_flags(&mut self) -> anyhow::Result<()> {
         let infos = self.port_infos()?;
         let is_native =
             |info: &PortInfo| info.is_attached() && info.mode == PortMode::XdpNative as u8;
@@ -446,9 +451,16 @@ impl Bridge {
                     paths::link_pin(&self.pin_dir, *ifindex, LinkKind::Tc).exists()
                 });
         for (ifindex, mut info) in infos {
-            let wanted = bare && is_native(&info);
-            if (info.flags & PORT_F_BARE_UNICAST != 0) != wanted {
-                info.flags ^= PORT_F_BARE_UNICAST;
+            let mut wanted = 0;
+            if bare && is_native(&info) {
+                wanted |= PORT_F_BARE_UNICAST;
+            }
+            if self.vlan_stats {
+                wanted |= PORT_F_VLAN_STATS;
+            }
+            let managed = PORT_F_BARE_UNICAST | PORT_F_VLAN_STATS;
+            if info.flags & managed != wanted {
+                info.flags = info.flags & !managed | wanted;
                 self.ports
                     .set(ifindex, info)
                     .with_context(|| format!("updating port {ifindex}"))?;
@@ -462,6 +474,7 @@ impl Bridge {
     pub fn configure(&mut self, config: &BridgeConfig) {
         self.ageing_time = Duration::from_secs(config.ageing_time);
         self.max_learned = config.max_learned;
+        self.vlan_stats = config.vlan_stats;
         self.link_local = match config.link_local {
             LinkLocalPolicy::Drop => LinkLocal::Drop,
             LinkLocalPolicy::Host => LinkLocal::Host,

@@ -67,6 +67,10 @@ pub struct BridgeConfig {
     /// What becomes of link-local frames (01:80:c2:00:00:0x: STP, LACP, LLDP).
     #[serde(default)]
     pub link_local: LinkLocalPolicy,
+    /// Counts frames and bytes per VLAN too. Off by default, as the Linux bridge's
+    /// `vlan_stats_enabled`: it costs every frame two more counter updates.
+    #[serde(default)]
+    pub vlan_stats: bool,
 }
 
 /// What the bridge does with link-local frames, which 802.1D bridges never forward.
@@ -556,6 +560,7 @@ mod tests {
             [[bridge]]
             name = "br1"
             ageing_time = 0
+            vlan_stats = true
             [[bridge.port]]
             ifname = "sw-h3"
             "#,
@@ -563,6 +568,8 @@ mod tests {
         .unwrap();
         assert_eq!(config.bridges.len(), 2);
         assert_eq!(config.bridges[0].ageing_time, DEFAULT_AGEING_TIME);
+        assert!(!config.bridges[0].vlan_stats, "off unless asked for");
+        assert!(config.bridges[1].vlan_stats);
         assert_eq!(config.bridges[0].ports[1].ifname, "sw-h2");
         assert_eq!(config.bridges[0].ports[1].pvid, DEFAULT_VLAN);
         assert!(config.bridges[0].ports[1].tagged.is_empty());

@@ -19,11 +19,12 @@ use vbr_common::{
     bridge::{BridgeInfo, LinkLocal},
     cache::CacheStamp,
     fdb::{FDB_F_LOCAL, FDB_F_MIRRORED, FDB_F_STATIC, FdbCacheSlot, FdbEntry, FdbKey},
+    flow::{FLOW_CACHE_SLOTS, FlowCacheSlot},
     map_names,
     port::{
         POLICY_ACCEL_FORWARDING, POLICY_ACCEL_VLAN, POLICY_BCAST_FLOOD, POLICY_FLOOD,
         POLICY_HAIRPIN, POLICY_ISOLATED, POLICY_LEARNING, POLICY_LOCAL_STACK, PORT_F_ATTACHED,
-        PORT_F_BARE_UNICAST, PVID_NONE, PortInfo, PortMode,
+        PORT_F_BARE_UNICAST, PORT_F_VLAN_STATS, PVID_NONE, PortInfo, PortMode,
     },
     stats::{Counters, Reason},
     vlan::ETH_P_8021AD,
@@ -338,6 +339,30 @@ impl Bridge {
             .iter()
             .map(|counters| counters.tx_frames)
             .sum()
+    }
+
+    /// The counters of VLAN `vid`, summed over CPUs.
+    fn vlan_counters(&self, vid: u16) -> Counters {
+        let stats: PerCpuArray<_, Counters> =
+            PerCpuArray::try_from(self.ebpf.map(map_names::VLAN_STATS).unwrap()).unwrap();
+        stats
+            .get(&u32::from(vid), 0)
+            .unwrap()
+            .iter()
+            .fold(Counters::default(), |mut total, cpu| {
+                total.add(cpu);
+                total
+            })
+    }
+
+    /// CPU `cpu`'s `flow_cache` slots filled for frames that came in on port `n`.
+    fn cached_flows(&self, cpu: usize, n: usize) -> Vec<FlowCacheSlot> {
+        let cache: PerCpuArray<_, FlowCacheSlot> =
+            PerCpuArray::try_from(self.ebpf.map(map_names::FLOW_CACHE).unwrap()).unwrap();
+        (0..FLOW_CACHE_SLOTS)
+            .map(|slot| cache.get(&slot, 0).unwrap()[cpu])
+            .filter(|slot| slot.key.ingress == self.port(n))
+            .collect()
     }
 
     /// The batch state of CPU `cpu` (`vbr_common::batch`).
@@ -799,6 +824,56 @@ fn known_unicast_flows_are_sent_from_the_flow_cache_until_the_fdb_changes() {
         receivers(&bridge.deliver(0, &to_b)),
         vec![2],
         "a new FDB generation: the move is seen"
+    );
+}
+
+/// Frames are counted per VLAN only on a bridge that asks for it (`vlan_stats`: the agent sets
+/// `PORT_F_VLAN_STATS` on every port), on the full path and from the flow cache alike; ports count
+/// either way.
+#[test]
+fn vlans_are_counted_only_where_the_bridge_asks() {
+    const CPU: usize = 0;
+    vbr_tests::pin_to_cpu(CPU).expect("pinning the test to one CPU");
+    let mut bridge = Bridge::new();
+    let to_b = probe(MAC_B, MAC_A);
+    bridge.deliver(1, &probe(MAC_A, MAC_B));
+    bridge.deliver(0, &to_b);
+    // Both MACs learned: the first frame goes the full path and fills the flow's slot, the
+    // second is sent from it.
+    let unicast_twice = |bridge: &Bridge, vlan_stats: u8| {
+        for _ in 0..2 {
+            assert_eq!(receivers(&bridge.deliver(0, &to_b)), vec![1]);
+        }
+        let cached = bridge.cached_flows(CPU, 0);
+        assert!(
+            cached
+                .iter()
+                .any(|slot| slot.egress == bridge.port(1) && slot.vlan_stats == vlan_stats),
+            "the flow is cached with vlan_stats {vlan_stats}: {cached:?}"
+        );
+    };
+    let before = (bridge.port_tx(1), bridge.vlan_counters(DEFAULT_VLAN));
+    unicast_twice(&bridge, 0);
+    assert_eq!(bridge.port_tx(1), before.0 + 2, "ports count either way");
+    assert_eq!(
+        bridge.vlan_counters(DEFAULT_VLAN),
+        before.1,
+        "no VLAN counted unless asked for"
+    );
+
+    for n in 0..bridge.ports.len() {
+        bridge.set_port(n, |info| info.flags |= PORT_F_VLAN_STATS);
+    }
+    let before = bridge.vlan_counters(DEFAULT_VLAN);
+    unicast_twice(&bridge, 1);
+    let counted = bridge.vlan_counters(DEFAULT_VLAN);
+    assert_eq!(
+        (
+            counted.rx_frames - before.rx_frames,
+            counted.tx_frames - before.tx_frames
+        ),
+        (2, 2),
+        "both frames counted in and out of the VLAN"
     );
 }
 
