@@ -84,6 +84,7 @@ impl Results {
                         switch,
                         path,
                         traffic,
+                        vlan_stats: false,
                     }
                     && m.wire_size == wire_size
             })

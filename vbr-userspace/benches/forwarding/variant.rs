@@ -70,6 +70,9 @@ pub struct Variant {
     pub path: Path,
     /// Unicast only.
     pub traffic: Traffic,
+    /// vbr only: the bridge counts per VLAN too (`vlan_stats = true`), which it does not by
+    /// default.
+    pub vlan_stats: bool,
 }
 
 impl Variant {
@@ -78,6 +81,7 @@ impl Variant {
             switch,
             path,
             traffic: Traffic::AllEntries,
+            vlan_stats: false,
         }
     }
 
@@ -121,6 +125,11 @@ impl Variant {
                 ..Self::new(Switch::Vbr { fdb }, Path::Unicast)
             });
         }
+        // What counting per VLAN costs.
+        all.push(Self {
+            vlan_stats: true,
+            ..Self::new(Switch::Vbr { fdb: FDB_SIZES[0] }, Path::Unicast)
+        });
         all
     }
 
@@ -234,7 +243,7 @@ impl Variant {
                     std::iter::once((&topology.ingress, ingress_role))
                         .chain(ports.iter().map(|port| (port, role)))
                         .collect();
-                switch.start(&members)?;
+                switch.start(&members, self.vlan_stats)?;
                 let result = measure(rig, Some(switch));
                 switch.stop()?;
                 result
@@ -277,7 +286,11 @@ impl fmt::Display for Variant {
                         fdb_label(BASELINE_DESTINATIONS)
                     ),
                     Traffic::One => write!(f, ", one destination"),
+                }?;
+                if self.vlan_stats {
+                    write!(f, ", counting per VLAN (vlan_stats = true)")?;
                 }
+                Ok(())
             }
         }
     }

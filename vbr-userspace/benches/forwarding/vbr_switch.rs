@@ -15,7 +15,7 @@ use vbr_common::{
     bridge::BridgeInfo,
     fdb::{FDB_F_STATIC, FdbEntry, FdbKey},
     map_names,
-    port::{PORT_F_ATTACHED, PORT_F_BARE_UNICAST, PortInfo, PortMode},
+    port::{PORT_F_ATTACHED, PORT_F_BARE_UNICAST, PORT_F_VLAN_STATS, PortInfo, PortMode},
     stats::Reason,
 };
 
@@ -94,12 +94,16 @@ impl VbrSwitch {
         })
     }
 
-    /// Makes `ports` (with their roles) the bridge's ports and attaches vbr to each.
-    pub fn start(&mut self, ports: &[(&Iface, Role)]) -> Result<()> {
+    /// Makes `ports` (with their roles) the bridge's ports and attaches vbr to each; with
+    /// `vlan_stats`, frames are counted per VLAN too.
+    pub fn start(&mut self, ports: &[(&Iface, Role)], vlan_stats: bool) -> Result<()> {
         let egress = program(&mut self.ebpf, PROG_EGRESS)?.fd()?.try_clone()?;
         for (slot, (iface, role)) in ports.iter().enumerate() {
             let mut info = PortInfo::new(PortMode::XdpNative, slot as u16);
             info.flags = PORT_F_ATTACHED | PORT_F_BARE_UNICAST;
+            if vlan_stats {
+                info.flags |= PORT_F_VLAN_STATS;
+            }
             match role {
                 Role::Access => info.set_pvid(VID),
                 Role::Trunk => info.set_member(VID, true),
