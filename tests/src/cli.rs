@@ -157,6 +157,8 @@ pub struct VlanStats {
 pub struct BridgeStats {
     pub bridge: String,
     pub ports: Vec<PortStats>,
+    /// Whether the bridge counts per VLAN (`vlan_stats` in its config).
+    pub vlan_stats: bool,
     pub vlans: Vec<VlanStats>,
     /// Frames per fate: forwarded, flooded, drop_*, pass_*.
     pub reasons: BTreeMap<String, u64>,

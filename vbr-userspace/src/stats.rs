@@ -7,7 +7,7 @@ use aya::maps::{MapData, PerCpuArray};
 use serde::Serialize;
 use vbr_common::{
     map_names,
-    port::VLAN_BITMAP_WORDS,
+    port::{PORT_F_VLAN_STATS, VLAN_BITMAP_WORDS},
     stats::{Counters, Reason},
 };
 
@@ -20,6 +20,8 @@ use crate::{
 pub struct BridgeStats {
     pub bridge: String,
     pub ports: Vec<PortStats>,
+    /// Whether the bridge counts per VLAN (`vlan_stats` in its config).
+    pub vlan_stats: bool,
     /// VLANs that saw traffic.
     pub vlans: Vec<VlanStats>,
     /// Frames per reason: forwarded, flooded, and drops.
@@ -54,7 +56,9 @@ pub fn collect(bridge: &PinnedBridge) -> anyhow::Result<BridgeStats> {
         })
     };
     let mut ports = Vec::new();
+    let mut counts_vlans = false;
     for (ifindex, info) in bridge.port_list()? {
+        counts_vlans |= info.flags & PORT_F_VLAN_STATS != 0;
         let values = port_stats
             .get(&u32::from(info.slot), 0)
             .with_context(|| format!("reading the counters of port {ifindex}"))?;
@@ -83,6 +87,7 @@ pub fn collect(bridge: &PinnedBridge) -> anyhow::Result<BridgeStats> {
     Ok(BridgeStats {
         bridge: name.to_owned(),
         ports,
+        vlan_stats: counts_vlans,
         vlans,
         reasons,
     })

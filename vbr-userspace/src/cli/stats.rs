@@ -43,29 +43,35 @@ pub fn run(bridge: Option<&str>, json: bool) -> anyhow::Result<()> {
             ],
             &ports,
         );
-        let vlans: Vec<Vec<String>> = bridge
-            .vlans
-            .iter()
-            .map(|vlan| {
-                [
-                    vec![vlan.vid.to_string()],
-                    counters(&vlan.counters).to_vec(),
-                ]
-                .concat()
-            })
-            .collect();
-        table::print(
-            &[
-                "VLAN",
-                "RX",
-                "RX_BYTES",
-                "TX",
-                "TX_BYTES",
-                "FLOOD",
-                "FLOOD_BYTES",
-            ],
-            &vlans,
-        );
+        if bridge.vlan_stats {
+            let vlans: Vec<Vec<String>> = bridge
+                .vlans
+                .iter()
+                .map(|vlan| {
+                    [
+                        vec![vlan.vid.to_string()],
+                        counters(&vlan.counters).to_vec(),
+                    ]
+                    .concat()
+                })
+                .collect();
+            table::print(
+                &[
+                    "VLAN",
+                    "RX",
+                    "RX_BYTES",
+                    "TX",
+                    "TX_BYTES",
+                    "FLOOD",
+                    "FLOOD_BYTES",
+                ],
+                &vlans,
+            );
+        } else {
+            println!(
+                "VLAN counters off (vlan_stats = true in the bridge's config counts per VLAN)"
+            );
+        }
         let reasons: Vec<Vec<String>> = bridge
             .reasons
             .iter()
