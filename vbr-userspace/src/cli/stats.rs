@@ -4,6 +4,9 @@ use vbr_common::stats::Counters;
 
 use super::table;
 
+/// The columns of `Counters`, after each row's name.
+const COUNTER_COLUMNS: [&str; 6] = ["RX", "RX_BYTES", "TX", "TX_BYTES", "FLOOD", "FLOOD_BYTES"];
+
 pub fn run(bridge: Option<&str>, json: bool) -> anyhow::Result<()> {
     let all = PinnedBridge::select(bridge)?
         .iter()
@@ -31,18 +34,7 @@ pub fn run(bridge: Option<&str>, json: bool) -> anyhow::Result<()> {
             .iter()
             .map(|port| [vec![port.ifname.clone()], counters(&port.counters).to_vec()].concat())
             .collect();
-        table::print(
-            &[
-                "PORT",
-                "RX",
-                "RX_BYTES",
-                "TX",
-                "TX_BYTES",
-                "FLOOD",
-                "FLOOD_BYTES",
-            ],
-            &ports,
-        );
+        table::print(&[&["PORT"][..], &COUNTER_COLUMNS].concat(), &ports);
         if bridge.vlan_stats {
             let vlans: Vec<Vec<String>> = bridge
                 .vlans
@@ -55,18 +47,7 @@ pub fn run(bridge: Option<&str>, json: bool) -> anyhow::Result<()> {
                     .concat()
                 })
                 .collect();
-            table::print(
-                &[
-                    "VLAN",
-                    "RX",
-                    "RX_BYTES",
-                    "TX",
-                    "TX_BYTES",
-                    "FLOOD",
-                    "FLOOD_BYTES",
-                ],
-                &vlans,
-            );
+            table::print(&[&["VLAN"][..], &COUNTER_COLUMNS].concat(), &vlans);
         } else {
             println!(
                 "VLAN counters off (vlan_stats = true in the bridge's config counts per VLAN)"
