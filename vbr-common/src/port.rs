@@ -129,14 +129,16 @@ impl PortInfo {
         self.flags & PORT_F_ATTACHED != 0
     }
 
-    /// `vid` if the port's frames are counted per VLAN (`PORT_F_VLAN_STATS`), else `None`.
+    /// Whether the port's frames are counted per VLAN (`PORT_F_VLAN_STATS`).
+    #[inline(always)]
+    pub const fn counts_vlans(&self) -> bool {
+        self.flags & PORT_F_VLAN_STATS != 0
+    }
+
+    /// `vid` if the port's frames are counted per VLAN, else `None`.
     #[inline(always)]
     pub const fn counted_vlan(&self, vid: u16) -> Option<u16> {
-        if self.flags & PORT_F_VLAN_STATS != 0 {
-            Some(vid)
-        } else {
-            None
-        }
+        if self.counts_vlans() { Some(vid) } else { None }
     }
 
     #[inline(always)]

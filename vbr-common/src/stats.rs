@@ -125,6 +125,16 @@ impl Counters {
     }
 }
 
+/// The total of every CPU's share.
+impl<'a> core::iter::Sum<&'a Counters> for Counters {
+    fn sum<I: Iterator<Item = &'a Counters>>(shares: I) -> Self {
+        shares.fold(Counters::default(), |mut total, share| {
+            total.add(share);
+            total
+        })
+    }
+}
+
 #[cfg(feature = "user")]
 // SAFETY: plain `#[repr(C)]` data without padding.
 unsafe impl aya::Pod for Counters {}

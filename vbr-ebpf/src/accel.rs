@@ -99,18 +99,8 @@ fn forward(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Option<u32> {
         vlan::set_tag(ctx, &frame, frame.vid != target.pvid).ok()?;
     }
     let bytes = parse::len(ctx);
-    stats::add(
-        Direction::Rx,
-        port.slot,
-        port.counted_vlan(frame.vid),
-        bytes,
-    );
-    stats::add(
-        Direction::Tx,
-        target.slot,
-        target.counted_vlan(frame.vid),
-        bytes,
-    );
+    stats::add_port(Direction::Rx, port, frame.vid, bytes);
+    stats::add_port(Direction::Tx, target, frame.vid, bytes);
     // SAFETY: no preconditions; an ifindex that vanished makes the redirect fail, not crash.
     Some(unsafe { bpf_redirect(egress, 0) } as u32)
 }

@@ -34,11 +34,6 @@ pub fn handle_frame(ctx: &XdpContext) -> u32 {
     {
         return xdp_action::XDP_DROP;
     }
-    stats::add(
-        Direction::Tx,
-        port.slot,
-        port.counted_vlan(vid),
-        parse::len(ctx),
-    );
+    stats::add_port(Direction::Tx, port, vid, parse::len(ctx));
     xdp_action::XDP_PASS
 }

@@ -87,7 +87,7 @@ impl Flow {
             tx_slot: to.slot,
             tagged: u8::from(vid != to.pvid),
             bare_unicast: u8::from(bare_unicast),
-            vlan_stats: u8::from(from.counted_vlan(vid).is_some()),
+            vlan_stats: u8::from(from.counts_vlans()),
             padding: [0; 3],
             fdb_generation: self.fdb_generation,
             port_generation: self.port_generation,

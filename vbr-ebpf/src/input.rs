@@ -92,12 +92,7 @@ fn switch_frame(
             if native && target.mode != PortMode::XdpNative as u8 {
                 return Err(Reason::PassToSkb);
             }
-            stats::add(
-                Direction::Rx,
-                port.slot,
-                port.counted_vlan(frame.vid),
-                parse::len(ctx),
-            );
+            stats::add_port(Direction::Rx, port, frame.vid, parse::len(ctx));
             let sent = forward::to_port(ctx, &frame, egress, target, bare_unicast)?;
             if learning == Learning::Settled
                 && !port.has(POLICY_VIA_UPLINK)
@@ -124,12 +119,7 @@ fn switch_frame(
             if finished.is_none() && bare_unicast && batch::flood_must_take_skb_path() {
                 return Err(Reason::PassToSkb);
             }
-            stats::add(
-                Direction::Rx,
-                port.slot,
-                port.counted_vlan(frame.vid),
-                parse::len(ctx),
-            );
+            stats::add_port(Direction::Rx, port, frame.vid, parse::len(ctx));
             if missed {
                 event::emit(EventKind::Missed, dst, frame.vid, ingress, 0);
             }

@@ -73,7 +73,7 @@ fn switch_skb(
     policy::learn_source(port, ingress, src, frame.vid, now)?;
     let destination = fdb::destination(dst, frame.vid, ingress, port.has(POLICY_HAIRPIN), now)?;
     let len = ctx.len() as usize;
-    stats::add(Direction::Rx, port.slot, port.counted_vlan(frame.vid), len);
+    stats::add_port(Direction::Rx, port, frame.vid, len);
     carry_tag(skb, &frame, c_tag)?;
     match policy::steer(port, destination)? {
         Destination::Port(egress) => {
@@ -86,12 +86,7 @@ fn switch_skb(
             if frame.vid == target.pvid {
                 vlan_pop(skb)?;
             }
-            stats::add(
-                Direction::Tx,
-                target.slot,
-                target.counted_vlan(frame.vid),
-                len,
-            );
+            stats::add_port(Direction::Tx, target, frame.vid, len);
             // SAFETY: no preconditions; the redirect happens when the program returns.
             let action = unsafe { bpf_redirect(egress, 0) };
             if action != i64::from(TC_ACT_REDIRECT) {
@@ -106,12 +101,7 @@ fn switch_skb(
             if !policy::storm_allows(port) {
                 return Err(Reason::DropStorm);
             }
-            stats::add(
-                Direction::Flood,
-                port.slot,
-                port.counted_vlan(frame.vid),
-                len,
-            );
+            stats::add_port(Direction::Flood, port, frame.vid, len);
             flood(skb, &frame, port, ingress, (dst, src), len)?;
             if !port.has(POLICY_LOCAL_STACK) {
                 // Every port got its copy; the original goes nowhere.
@@ -178,7 +168,7 @@ fn flood(
         }
         // SAFETY: a valid skb; the clone leaves at once, the original stays ours.
         if unsafe { bpf_clone_redirect(skb, ifindex, 0) } == 0 {
-            stats::add(Direction::Tx, port.slot, port.counted_vlan(frame.vid), len);
+            stats::add_port(Direction::Tx, port, frame.vid, len);
         }
         if untagged {
             vlan_push(skb, tci)?;

@@ -1,5 +1,8 @@
 //! Per-CPU counters: frames per `Reason`, frames and bytes per port and per VLAN.
-use vbr_common::stats::{Counters, Reason};
+use vbr_common::{
+    port::PortInfo,
+    stats::{Counters, Reason},
+};
 
 use crate::maps::{PORT_STATS, STATS, VLAN_STATS};
 
@@ -17,6 +20,13 @@ pub enum Direction {
     Rx,
     Tx,
     Flood,
+}
+
+/// Adds one frame of `bytes` in VLAN `vid` to `port`, and to the VLAN if the bridge counts per
+/// VLAN.
+#[inline(always)]
+pub fn add_port(direction: Direction, port: &PortInfo, vid: u16, bytes: usize) {
+    add(direction, port.slot, port.counted_vlan(vid), bytes);
 }
 
 /// Adds one frame of `bytes` to port `slot` and, if the bridge counts per VLAN, to VLAN `vlan`

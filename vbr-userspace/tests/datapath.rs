@@ -345,14 +345,7 @@ impl Bridge {
     fn vlan_counters(&self, vid: u16) -> Counters {
         let stats: PerCpuArray<_, Counters> =
             PerCpuArray::try_from(self.ebpf.map(map_names::VLAN_STATS).unwrap()).unwrap();
-        stats
-            .get(&u32::from(vid), 0)
-            .unwrap()
-            .iter()
-            .fold(Counters::default(), |mut total, cpu| {
-                total.add(cpu);
-                total
-            })
+        stats.get(&u32::from(vid), 0).unwrap().iter().sum()
     }
 
     /// CPU `cpu`'s `flow_cache` slots filled for frames that came in on port `n`.

@@ -18,34 +18,31 @@ pub fn run(bridge: Option<&str>, json: bool) -> anyhow::Result<()> {
     }
     for bridge in &all {
         println!("bridge {}", bridge.bridge);
-        let counters = |c: &Counters| {
-            [
+        // A row of `COUNTER_COLUMNS` after its name.
+        let row = |name: String, c: &Counters| {
+            let values = [
                 c.rx_frames,
                 c.rx_bytes,
                 c.tx_frames,
                 c.tx_bytes,
                 c.flood_frames,
                 c.flood_bytes,
-            ]
-            .map(|n| n.to_string())
+            ];
+            std::iter::once(name)
+                .chain(values.map(|n| n.to_string()))
+                .collect::<Vec<_>>()
         };
         let ports: Vec<Vec<String>> = bridge
             .ports
             .iter()
-            .map(|port| [vec![port.ifname.clone()], counters(&port.counters).to_vec()].concat())
+            .map(|port| row(port.ifname.clone(), &port.counters))
             .collect();
         table::print(&[&["PORT"][..], &COUNTER_COLUMNS].concat(), &ports);
         if bridge.vlan_stats {
             let vlans: Vec<Vec<String>> = bridge
                 .vlans
                 .iter()
-                .map(|vlan| {
-                    [
-                        vec![vlan.vid.to_string()],
-                        counters(&vlan.counters).to_vec(),
-                    ]
-                    .concat()
-                })
+                .map(|vlan| row(vlan.vid.to_string(), &vlan.counters))
                 .collect();
             table::print(&[&["VLAN"][..], &COUNTER_COLUMNS].concat(), &vlans);
         } else {
