@@ -8,6 +8,22 @@
 /// Slots of each CPU's `flow_cache` (a power of two): 64 bytes each, 256 KiB per CPU.
 pub const FLOW_CACHE_SLOTS: u32 = 4096;
 
+/// Entries of a `flow_cache` for `cpus` possible CPUs: one region of `FLOW_CACHE_SLOTS` each.
+pub const fn flow_cache_entries(cpus: u32) -> u32 {
+    cpus * FLOW_CACHE_SLOTS
+}
+
+/// The `flow_cache` entry of CPU `cpu`'s slot `slot`.
+///
+/// The cache is a plain array cut into CPU regions rather than a per-CPU array: reaching a
+/// per-CPU value first loads its pointer from the map, a cache miss of its own for a random
+/// slot (see docs/performance.md), while an array's value is at a fixed offset. Only CPU
+/// `cpu`'s programs touch its region.
+#[inline(always)]
+pub const fn flow_cache_index(cpu: u32, slot: u32) -> u32 {
+    cpu * FLOW_CACHE_SLOTS + slot
+}
+
 /// A slot is trusted at most this many jiffies: 0.1 s to 1 s for HZ from 1000 to 100. Jiffies,
 /// not the clock the other caches use, because the verifier inlines `bpf_jiffies64` into one
 /// load, while reading the clock is a helper call on every frame.
@@ -40,7 +56,7 @@ impl FlowKey {
         unsafe { core::mem::transmute::<Self, [u64; 3]>(*self) }
     }
 
-    /// This key's slot in a CPU's `flow_cache`.
+    /// This key's slot in a CPU's region of `flow_cache`.
     #[inline(always)]
     pub const fn cache_slot(&self) -> u32 {
         let [a, b, c] = self.words();

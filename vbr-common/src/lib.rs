@@ -89,7 +89,7 @@ pub const DEFAULT_VLAN: u16 = 1;
 
 /// Version of the pinned maps' layout: a pinned bridge with another version is refused rather
 /// than misread. Bump it whenever a shared type or a map's definition changes.
-pub const MAP_LAYOUT_VERSION: u32 = 14;
+pub const MAP_LAYOUT_VERSION: u32 = 15;
 
 /// Maximum number of ports in one bridge (sizes the `ports`, `egress` and `port_stats` maps).
 /// A flood walks every bucket of the `egress` devmap (devmap.c, dev_map_enqueue_multi), so this

@@ -1,9 +1,12 @@
 //! This CPU's cached decisions for known unicast (`flow_cache`, see `vbr_common::flow`): a frame
 //! of a flow ingress already sent, while nothing it was decided by changed, is sent the same way
 //! without classification, learning, the FDB or the ports.
-use aya_ebpf::{helpers::bpf_jiffies64, programs::XdpContext};
+use aya_ebpf::{
+    helpers::{bpf_get_smp_processor_id, bpf_jiffies64},
+    programs::XdpContext,
+};
 use vbr_common::{
-    flow::{FlowCacheSlot, FlowKey},
+    flow::{FlowCacheSlot, FlowKey, flow_cache_index},
     port::PortInfo,
     vlan::ETH_P_8021Q,
 };
@@ -49,7 +52,12 @@ impl Flow {
             padding: 0,
         };
         Some(Self {
-            slot: FLOW_CACHE.get_ptr_mut(key.cache_slot())?,
+            slot: FLOW_CACHE.get_ptr_mut(flow_cache_index(
+                // SAFETY: no preconditions. The verifier inlines it on x86-64 (see the
+                // program's `bpftool prog dump xlated`).
+                unsafe { bpf_get_smp_processor_id() },
+                key.cache_slot(),
+            ))?,
             key,
             fdb_generation: FDB_GENERATION.get(0).copied().unwrap_or(0),
             port_generation: PORT_GENERATION.get(0).copied().unwrap_or(0),

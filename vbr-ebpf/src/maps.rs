@@ -1,6 +1,7 @@
 //! The bridge's maps. Userspace pins each under /sys/fs/bpf/vbr/<bridge>/<name>; the names are
 //! shared with it through `vbr_common::map_names`.
 use aya_ebpf::{
+    bindings::BPF_F_MMAPABLE,
     btf_maps::{Array, DevMapHash, HashMap, PerCpuArray, RingBuf},
     macros::btf_map,
 };
@@ -28,10 +29,17 @@ pub static FDB_CACHE: PerCpuArray<FdbCacheSlot, { FDB_CACHE_SLOTS as usize }> = 
 #[btf_map(name = "fdb_generation")]
 pub static FDB_GENERATION: Array<u64, 1> = Array::new();
 
-/// Per CPU, how known unicast flows were sent (see `FlowCacheSlot`), by `FlowKey::cache_slot`.
+/// Per CPU, how known unicast flows were sent (see `FlowCacheSlot`): each CPU's region, by
+/// `FlowKey::cache_slot` (see `vbr_common::flow::flow_cache_index`). Sized here for one CPU;
+/// userspace gives it `flow_cache_entries` of every possible CPU when loading. Mappable only
+/// because that makes the kernel start the values on a page, so that no 64-byte slot straddles
+/// two cache lines.
 #[btf_map(name = "flow_cache")]
-pub static FLOW_CACHE: PerCpuArray<FlowCacheSlot, { FLOW_CACHE_SLOTS as usize }> =
-    PerCpuArray::new();
+pub static FLOW_CACHE: Array<
+    FlowCacheSlot,
+    { FLOW_CACHE_SLOTS as usize },
+    { BPF_F_MMAPABLE as usize },
+> = Array::new();
 
 /// ifindex → port configuration; membership in this map makes an interface a bridge port.
 #[btf_map(name = "ports")]

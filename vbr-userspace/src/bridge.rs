@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{Context as _, anyhow, bail};
 use aya::{
-    Ebpf, EbpfLoader,
+    Ebpf,
     maps::Array,
     maps::{DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues},
     programs::{
@@ -248,7 +248,7 @@ impl Bridge {
 
     /// Loads the datapath onto the pinned maps (creating and pinning those that do not exist).
     fn load(config: &BridgeConfig, accelerates: u32, pin_dir: PathBuf) -> anyhow::Result<Self> {
-        let mut loader = EbpfLoader::new();
+        let mut loader = crate::datapath::loader()?;
         for map in map_names::ALL {
             loader.map_pin_path(map, pin_dir.join(map));
         }

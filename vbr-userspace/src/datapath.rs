@@ -3,11 +3,11 @@ use anyhow::{Context as _, anyhow};
 use std::os::fd::AsFd as _;
 
 use aya::{
-    Ebpf,
+    Ebpf, EbpfLoader,
     maps::{Array, HashMap, Map, MapData},
     programs::{RawTracePoint, raw_trace_point::RawTracePointLinkId},
 };
-use vbr_common::{FLUSH_TRACEPOINT, PROG_FLUSH_WATCH, map_names};
+use vbr_common::{FLUSH_TRACEPOINT, PROG_FLUSH_WATCH, flow, map_names};
 
 use crate::{fdb::Fdb, ports::Ports};
 
@@ -33,9 +33,26 @@ pub fn watch_flushes(ebpf: &mut Ebpf) -> anyhow::Result<(&mut RawTracePoint, Raw
     Ok((program, id))
 }
 
+/// A loader of the datapath that sizes its maps for this machine: `flow_cache` holds a region
+/// for every possible CPU.
+pub fn loader() -> anyhow::Result<EbpfLoader<'static>> {
+    let mut loader = EbpfLoader::new();
+    loader.map_max_entries(map_names::FLOW_CACHE, flow_cache_entries()?);
+    Ok(loader)
+}
+
+/// Entries of `flow_cache` on this machine (see `vbr_common::flow::flow_cache_entries`).
+pub fn flow_cache_entries() -> anyhow::Result<u32> {
+    let cpus = aya::util::nr_cpus()
+        .map_err(|(path, error)| anyhow!("reading the possible CPUs from {path}: {error}"))?;
+    Ok(flow::flow_cache_entries(u32::try_from(cpus)?))
+}
+
 /// A fresh instance of the datapath: its own maps, programs not yet loaded.
 pub fn load() -> anyhow::Result<Ebpf> {
-    Ebpf::load(object()).context("loading the vbr eBPF object")
+    loader()?
+        .load(object())
+        .context("loading the vbr eBPF object")
 }
 
 /// The `fdb` map of a loaded object as the agent writes it, through handles of its own: for

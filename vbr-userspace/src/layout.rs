@@ -10,16 +10,17 @@ use vbr_common::{
     bridge::BridgeInfo,
     event::{EVENTS_RING_BYTES, EventBudget},
     fdb::{FDB_CACHE_SLOTS, FdbCacheSlot, FdbEntry, FdbKey},
-    flow::{FLOW_CACHE_SLOTS, FlowCacheSlot},
+    flow::FlowCacheSlot,
     map_names,
     port::{PORT_CACHE_SLOTS, PortCacheSlot, PortInfo, VLAN_BITMAP_WORDS},
     stats::{Counters, Reason, StormBucket},
 };
 
-use crate::{paths, pinned};
+use crate::{datapath, paths, pinned};
 
-/// Key size, value size and capacity this vbr gives map `name`.
-fn expected(name: &str) -> Option<(u32, u32, u32)> {
+/// Key size, value size and capacity this vbr gives map `name`, on a machine whose `flow_cache`
+/// has `flow_cache_entries` (see `datapath::flow_cache_entries`).
+fn expected(name: &str, flow_cache_entries: u32) -> Option<(u32, u32, u32)> {
     let size = |bytes: usize| bytes as u32;
     // A devmap value is `struct bpf_devmap_val`: the target ifindex and a program fd/id.
     let devmap = |capacity: u32| (size(size_of::<u32>()), size(2 * size_of::<u32>()), capacity);
@@ -65,7 +66,7 @@ fn expected(name: &str) -> Option<(u32, u32, u32)> {
         map_names::FLOW_CACHE => (
             size(size_of::<u32>()),
             size(size_of::<FlowCacheSlot>()),
-            FLOW_CACHE_SLOTS,
+            flow_cache_entries,
         ),
         map_names::PORT_CACHE => (
             size(size_of::<u32>()),
@@ -101,12 +102,13 @@ pub fn check(name: &str) -> anyhow::Result<()> {
             info.layout_version
         );
     }
+    let flow_cache_entries = datapath::flow_cache_entries()?;
     for map in map_names::ALL {
         let path = paths::map_pin(name, map);
         let info = MapInfo::from_pin(&path)
             .with_context(|| format!("reading pinned map {}", path.display()))?;
         let found = (info.key_size(), info.value_size(), info.max_entries());
-        let wanted = expected(map).expect("every map has a definition");
+        let wanted = expected(map, flow_cache_entries).expect("every map has a definition");
         if found != wanted {
             bail!(
                 "pinned map {map} has key/value/entries {found:?}, this vbr expects {wanted:?}: {advice}"
@@ -121,7 +123,7 @@ mod tests {
     #[test]
     fn every_map_has_an_expected_shape() {
         for map in vbr_common::map_names::ALL {
-            assert!(super::expected(map).is_some(), "{map}");
+            assert!(super::expected(map, 4096).is_some(), "{map}");
         }
     }
 }

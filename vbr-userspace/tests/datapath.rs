@@ -19,7 +19,7 @@ use vbr_common::{
     bridge::{BridgeInfo, LinkLocal},
     cache::CacheStamp,
     fdb::{FDB_F_LOCAL, FDB_F_MIRRORED, FDB_F_STATIC, FdbCacheSlot, FdbEntry, FdbKey},
-    flow::{FLOW_CACHE_SLOTS, FlowCacheSlot},
+    flow::{FLOW_CACHE_SLOTS, FlowCacheSlot, flow_cache_index},
     map_names,
     port::{
         POLICY_ACCEL_FORWARDING, POLICY_ACCEL_VLAN, POLICY_BCAST_FLOOD, POLICY_FLOOD,
@@ -111,7 +111,7 @@ impl Bridge {
                 }
             })
             .collect();
-        let mut ebpf = Ebpf::load(datapath::object()).expect("loading the eBPF object");
+        let mut ebpf = datapath::load().unwrap_or_else(|error| panic!("{error:#}"));
         for name in [PROG_INGRESS, PROG_EGRESS] {
             program(&mut ebpf, name)
                 .load()
@@ -350,10 +350,10 @@ impl Bridge {
 
     /// CPU `cpu`'s `flow_cache` slots filled for frames that came in on port `n`.
     fn cached_flows(&self, cpu: usize, n: usize) -> Vec<FlowCacheSlot> {
-        let cache: PerCpuArray<_, FlowCacheSlot> =
-            PerCpuArray::try_from(self.ebpf.map(map_names::FLOW_CACHE).unwrap()).unwrap();
+        let cache: Array<_, FlowCacheSlot> =
+            Array::try_from(self.ebpf.map(map_names::FLOW_CACHE).unwrap()).unwrap();
         (0..FLOW_CACHE_SLOTS)
-            .map(|slot| cache.get(&slot, 0).unwrap()[cpu])
+            .map(|slot| cache.get(&flow_cache_index(cpu as u32, slot), 0).unwrap())
             .filter(|slot| slot.key.ingress == self.port(n))
             .collect()
     }

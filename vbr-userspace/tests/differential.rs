@@ -45,7 +45,7 @@ use vbr_common::{
     bridge::{BridgeInfo, LinkLocal},
     event::{EventBudget, EventKind, FdbEvent},
     fdb::{FDB_F_STATIC, FdbEntry, FdbKey},
-    flow::{FlowCacheSlot, FlowKey},
+    flow::{FlowCacheSlot, FlowKey, flow_cache_index},
     map_names,
     port::{
         POLICY_BCAST_FLOOD, POLICY_DEFAULT, POLICY_FLOOD, POLICY_HAIRPIN, POLICY_ISOLATED,
@@ -613,8 +613,8 @@ struct Bench {
     xdp_batch: PerCpuArray<MapData, u32>,
     /// Live cases whose flood was finished at ingress (`forward::finished_flood`).
     finished_floods: u32,
-    /// Per CPU, the datapath's cached unicast flows.
-    flow_cache: PerCpuArray<MapData, FlowCacheSlot>,
+    /// Per CPU, the datapath's cached unicast flows (a region each).
+    flow_cache: Array<MapData, FlowCacheSlot>,
     /// Plain cases whose second frame the flow cache sent.
     cached_repeats: u32,
     /// `fdb`, as last read.
@@ -768,11 +768,14 @@ impl Bench {
         let Some(key) = flow_key(ingress, frame) else {
             return false;
         };
-        self.flow_cache
-            .get(&key.cache_slot(), 0)
-            .expect("flow_cache")
-            .iter()
-            .any(|slot| slot.key.same(&key))
+        (0..self.nr_cpus as u32).any(|cpu| {
+            let index = flow_cache_index(cpu, key.cache_slot());
+            self.flow_cache
+                .get(&index, 0)
+                .expect("flow_cache")
+                .key
+                .same(&key)
+        })
     }
 
     /// Runs `case` through the model and a live-frames test run; `Err` on any difference in

@@ -36,7 +36,7 @@ impl Accelerated {
         others: &[Iface],
         destinations: u32,
     ) -> Result<Self> {
-        let mut ebpf = Ebpf::load(vbr::datapath::object()).context("loading vbr's datapath")?;
+        let mut ebpf = vbr::datapath::load()?;
         program(&mut ebpf, PROG_ACCEL)?
             .load()
             .with_context(|| format!("loading {PROG_ACCEL}"))?;

@@ -4,7 +4,7 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
-    Ebpf, EbpfLoader,
+    Ebpf,
     maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
     programs::{
         SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId,
@@ -56,7 +56,7 @@ impl VbrSwitch {
     /// that is enough, and is otherwise sized to the next power of two.
     pub fn load(entries: u32, port: &Iface) -> Result<Self> {
         let capacity = MAX_FDB_ENTRIES.max(entries.next_power_of_two());
-        let mut ebpf = EbpfLoader::new()
+        let mut ebpf = vbr::datapath::loader()?
             .map_max_entries(map_names::FDB, capacity)
             .load(vbr::datapath::object())
             .context("loading vbr's datapath")?;
