@@ -14,6 +14,11 @@ pub enum Budget {
     Time(Duration),
 }
 
+/// How long the bench's CPU idles before a timed measurement, so that work the previous
+/// variant's teardown left behind (RCU callbacks, freed maps, a deleted bridge's FDB) runs
+/// before it rather than in it: without it, the first vbr row after the bridge rows measured
+/// 8–12% below a row that does more work.
+pub const SETTLE: Duration = Duration::from_millis(300);
 /// Frames of the untimed warm-up before a timed measurement (caches, learning, NAPI).
 const WARM_UP: u32 = 20_000;
 /// Aimed length of one test run in a timed measurement: short enough to stop on time.
@@ -66,6 +71,7 @@ pub fn run(
             generated = u64::from(count);
         }
         Budget::Time(target) => {
+            std::thread::sleep(SETTLE);
             let warm_up = rig.generate(frame, WARM_UP)?;
             let mut rate = f64::from(WARM_UP) / warm_up.as_secs_f64();
             before = rig.received()?;

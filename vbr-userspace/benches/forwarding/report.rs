@@ -11,7 +11,7 @@ use vbr_tests::cmd;
 use crate::{
     cost::{PathCost, ProgramSize},
     frames::WIRE_SIZES,
-    measure::Sample,
+    measure::{self, Sample},
     plot,
     variant::{FAN_OUTS, FDB_SIZES, Path, Switch, Traffic, Variant, fdb_label},
     vbr_switch::Memory,
@@ -301,13 +301,16 @@ fn method(md: &mut String, results: &Results) -> Result<()> {
     writeln!(
         md,
         "- {} rounds; each round measures every variant for {:.1} s, in the same order, so \
-         that drift spreads over all variants alike. Rates are the median of the rounds, with \
+         that drift spreads over all variants alike; before each measurement the CPU idles for \
+         {:.1} s, so that what the previous variant's teardown left to do (RCU callbacks, freed \
+         maps, a deleted bridge) does not fall into it. Rates are the median of the rounds, with \
          min–max. vbr's datapath is loaded from the vbr library with its FDB filled beforehand \
          (static entries), not through the agent; so is the accelerated bridge's fast path, with \
          the bridge's entries mirrored into it. vbr's FDB map keeps vbr's capacity (65536) when \
          that is enough and is sized to the next power of two otherwise.",
         results.rounds,
-        results.measure_time.as_secs_f64()
+        results.measure_time.as_secs_f64(),
+        measure::SETTLE.as_secs_f64()
     )?;
     writeln!(
         md,
