@@ -155,6 +155,20 @@ mod tests {
     }
 
     #[test]
+    fn cpu_regions_of_the_flow_cache_follow_each_other_without_overlap() {
+        assert_eq!(flow_cache_index(0, 0), 0);
+        assert_eq!(
+            flow_cache_index(1, 0),
+            flow_cache_index(0, FLOW_CACHE_SLOTS - 1) + 1
+        );
+        assert_eq!(
+            flow_cache_index(3, FLOW_CACHE_SLOTS - 1),
+            flow_cache_entries(4) - 1,
+            "the last CPU's last slot is the last entry"
+        );
+    }
+
+    #[test]
     fn keys_are_24_bytes_and_slots_64() {
         assert_eq!(size_of::<FlowKey>(), 24);
         assert_eq!(size_of::<FlowCacheSlot>(), 64);

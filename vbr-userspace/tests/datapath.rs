@@ -870,6 +870,32 @@ fn vlans_are_counted_only_where_the_bridge_asks() {
     );
 }
 
+/// `flow_cache` is one array with a region per CPU: a flow sent on the last online CPU is cached
+/// in that CPU's region and in no other (with one CPU, there is no other region to look at).
+#[test]
+fn flows_are_cached_in_the_region_of_the_cpu_that_sent_them() {
+    let online = aya::util::online_cpus().expect("reading the online CPUs");
+    let cpu = *online.last().expect("some CPU is online") as usize;
+    vbr_tests::pin_to_cpu(cpu).expect("pinning the test to the last online CPU");
+    let bridge = Bridge::new();
+    let to_b = probe(MAC_B, MAC_A);
+    bridge.deliver(1, &probe(MAC_A, MAC_B));
+    bridge.deliver(0, &to_b);
+    assert_eq!(receivers(&bridge.deliver(0, &to_b)), vec![1]);
+    let nr_cpus = aya::util::nr_cpus().expect("counting the possible CPUs");
+    for region in 0..nr_cpus {
+        let holds_flow = bridge
+            .cached_flows(region, 0)
+            .iter()
+            .any(|slot| slot.egress == bridge.port(1));
+        assert_eq!(
+            holds_flow,
+            region == cpu,
+            "CPU {region}'s region holding the flow sent on CPU {cpu}"
+        );
+    }
+}
+
 /// Ports are copied per CPU (`port_cache`): a frame reads the copy while `port_generation` is
 /// unchanged, and every change through the library (the agent, the CLI) replaces it at once.
 #[test]
