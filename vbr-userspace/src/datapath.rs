@@ -16,20 +16,29 @@ pub fn object() -> &'static [u8] {
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vbr"))
 }
 
-/// Loads `vbr_flush_watch` and attaches it after every NAPI poll (`FLUSH_TRACEPOINT`). The link
-/// stays with the program, unless the caller takes it by the returned id.
-pub fn watch_flushes(ebpf: &mut Ebpf) -> anyhow::Result<(&mut RawTracePoint, RawTracePointLinkId)> {
-    let program: &mut RawTracePoint = ebpf
-        .program_mut(PROG_FLUSH_WATCH)
+/// `vbr_flush_watch` of the object, loaded or not.
+pub fn flush_watch(ebpf: &mut Ebpf) -> anyhow::Result<&mut RawTracePoint> {
+    ebpf.program_mut(PROG_FLUSH_WATCH)
         .ok_or_else(|| anyhow!("the eBPF object has no program {PROG_FLUSH_WATCH}"))?
         .try_into()
-        .with_context(|| format!("{PROG_FLUSH_WATCH} is not a raw tracepoint program"))?;
+        .with_context(|| format!("{PROG_FLUSH_WATCH} is not a raw tracepoint program"))
+}
+
+/// Attaches the loaded `vbr_flush_watch` after every NAPI poll (`FLUSH_TRACEPOINT`).
+pub fn attach_flush_watch(program: &mut RawTracePoint) -> anyhow::Result<RawTracePointLinkId> {
+    program
+        .attach(FLUSH_TRACEPOINT)
+        .with_context(|| format!("attaching {PROG_FLUSH_WATCH} to {FLUSH_TRACEPOINT}"))
+}
+
+/// Loads `vbr_flush_watch` and attaches it after every NAPI poll. The link stays with the
+/// program, unless the caller takes it by the returned id.
+pub fn watch_flushes(ebpf: &mut Ebpf) -> anyhow::Result<(&mut RawTracePoint, RawTracePointLinkId)> {
+    let program = flush_watch(ebpf)?;
     program
         .load()
         .with_context(|| format!("loading {PROG_FLUSH_WATCH}"))?;
-    let id = program
-        .attach(FLUSH_TRACEPOINT)
-        .with_context(|| format!("attaching {PROG_FLUSH_WATCH} to {FLUSH_TRACEPOINT}"))?;
+    let id = attach_flush_watch(program)?;
     Ok((program, id))
 }
 

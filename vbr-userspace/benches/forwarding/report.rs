@@ -307,7 +307,10 @@ fn method(md: &mut String, results: &Results) -> Result<()> {
          min–max. vbr's datapath is loaded from the vbr library with its FDB filled beforehand \
          (static entries), not through the agent; so is the accelerated bridge's fast path, with \
          the bridge's entries mirrored into it. vbr's FDB map keeps vbr's capacity (65536) when \
-         that is enough and is sized to the next power of two otherwise.",
+         that is enough and is sized to the next power of two otherwise. Each of vbr's instances \
+         attaches its flush watch (a raw tracepoint program after every NAPI poll of the host, \
+         as the agent attaches one per bridge) only while its own variants run: the other \
+         switches do not pay for it.",
         results.rounds,
         results.measure_time.as_secs_f64(),
         measure::SETTLE.as_secs_f64()

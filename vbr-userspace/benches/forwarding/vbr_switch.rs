@@ -7,7 +7,8 @@ use aya::{
     Ebpf,
     maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray},
     programs::{
-        SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId,
+        SchedClassifier, TcAttachType, Xdp, XdpMode, raw_trace_point::RawTracePointLinkId,
+        tc::SchedClassifierLinkId, xdp::XdpLinkId,
     },
 };
 use vbr_common::{
@@ -41,6 +42,9 @@ pub struct VbrSwitch {
     pub capacity: u32,
     links: Vec<XdpLinkId>,
     tc_links: Vec<SchedClassifierLinkId>,
+    /// The flush watch runs after every NAPI poll of the host, so it is attached only while
+    /// the switch runs: the other switches measured, and vbr's other instances, do not pay it.
+    watch: Option<RawTracePointLinkId>,
     ports: Vec<u32>,
 }
 
@@ -67,11 +71,13 @@ impl VbrSwitch {
                 .with_context(|| format!("loading {name}"))?;
         }
         // As the agent runs it: unicast skips the devmap program within a batch (its flushes
-        // watched), floods after such unicast take the TC program.
+        // watched while the switch runs), floods after such unicast take the TC program.
         tc_program(&mut ebpf)?
             .load()
             .context("loading the TC program")?;
-        vbr::datapath::watch_flushes(&mut ebpf)?;
+        vbr::datapath::flush_watch(&mut ebpf)?
+            .load()
+            .context("loading the flush watch")?;
         let mut fdb: HashMap<_, FdbKey, FdbEntry> =
             HashMap::try_from(map(&mut ebpf, map_names::FDB)?)?;
         let entry = FdbEntry {
@@ -90,6 +96,7 @@ impl VbrSwitch {
             capacity,
             links: Vec::new(),
             tc_links: Vec::new(),
+            watch: None,
             ports: Vec::new(),
         })
     }
@@ -97,6 +104,8 @@ impl VbrSwitch {
     /// Makes `ports` (with their roles) the bridge's ports and attaches vbr to each; with
     /// `vlan_stats`, frames are counted per VLAN too.
     pub fn start(&mut self, ports: &[(&Iface, Role)], vlan_stats: bool) -> Result<()> {
+        let watch = vbr::datapath::flush_watch(&mut self.ebpf)?;
+        self.watch = Some(vbr::datapath::attach_flush_watch(watch)?);
         let egress = program(&mut self.ebpf, PROG_EGRESS)?.fd()?.try_clone()?;
         for (slot, (iface, role)) in ports.iter().enumerate() {
             let mut info = PortInfo::new(PortMode::XdpNative, slot as u16);
@@ -145,6 +154,9 @@ impl VbrSwitch {
         }
         for link in self.tc_links.drain(..) {
             tc_program(&mut self.ebpf)?.detach(link)?;
+        }
+        if let Some(link) = self.watch.take() {
+            vbr::datapath::flush_watch(&mut self.ebpf)?.detach(link)?;
         }
         for ifindex in &self.ports {
             DevMapHash::try_from(map(&mut self.ebpf, map_names::FLOOD_BARE)?)?.remove(*ifindex)?;
