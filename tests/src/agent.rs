@@ -216,8 +216,13 @@ impl<'lab> Agent<'lab> {
                         break;
                     }
                 }
+                // The socket has a receive timeout, so any signal (a cgroup freeze included)
+                // ends the wait with EINTR instead of restarting it: wait again.
                 Err(error)
-                    if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                    if matches!(
+                        error.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
                 Err(error) => return Err(error).context("reading the agent's notify socket"),
             }
         }
