@@ -1,16 +1,17 @@
-//! Datapath tests: the real XDP programs, loaded into this kernel and fed frames through
-//! BPF_PROG_TEST_RUN. Verdicts, output bytes, FDB effects and counters come from plain test runs;
-//! where frames go comes from live-frames test runs (Linux ≥ 5.18), which really transmit them
-//! (through the egress program too), caught on the far ends of veth ports.
+//! Datapath tests: the real XDP programs, loaded into this kernel. Verdicts, output bytes, FDB
+//! effects and counters come from plain BPF_PROG_TEST_RUN runs; where frames go comes from real
+//! frames, sent from a veth port's far end into the program attached to the port, and caught on
+//! the far ends of the others (through the egress program too). Not from live-frames test runs:
+//! some kernels refuse those (EPERM), this workplace's among them.
 //!
 //! Each test builds its ports in a network namespace of its own and moves its thread there:
 //! test runs name their ingress by ifindex, which the kernel resolves in the caller's namespace.
 use std::{mem, time::Duration};
 
 use aya::{
-    Ebpf, TestRun as _, TestRunAttrs, TestRunOptions,
+    Ebpf, TestRun as _, TestRunOptions,
     maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues},
-    programs::Xdp,
+    programs::{Xdp, XdpMode, xdp::XdpLinkId},
 };
 use vbr::{cache::Generation, datapath, fdb::Fdb, ports::Ports};
 use vbr_common::{
@@ -87,6 +88,8 @@ struct Bridge {
     netns: Netns,
     /// The XDP program frames enter: vbr's ingress, or the accelerator's.
     entry: &'static str,
+    /// `entry` attached to each port, for frames sent from the far ends.
+    entry_links: Vec<XdpLinkId>,
 }
 
 impl Bridge {
@@ -97,6 +100,11 @@ impl Bridge {
     fn with_ports(vlans: &[Vlans]) -> Self {
         vbr_tests::require_root();
         let netns = Netns::entered("vd").expect("creating and entering the test's namespace");
+        // No IPv6 on the veths: the attached programs see nothing but the tests' frames.
+        for conf in ["all", "default"] {
+            std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6"), "1")
+                .expect("disabling IPv6 in the test's namespace");
+        }
         let ports = (1..=vlans.len())
             .map(|i| {
                 let (port, far) = (format!("port{i}"), format!("far{i}"));
@@ -127,7 +135,9 @@ impl Bridge {
             ports,
             netns,
             entry: PROG_INGRESS,
+            entry_links: Vec::new(),
         };
+        bridge.attach_entry(PROG_INGRESS);
         // Redirects into a port only arrive on its far end if that end runs NAPI: the agent's job.
         for veth in &bridge.ports {
             let (netns, far) = (bridge.netns.name(), &veth.far_name);
@@ -176,7 +186,7 @@ impl Bridge {
         program(&mut bridge.ebpf, PROG_ACCEL)
             .load()
             .unwrap_or_else(|error| panic!("the verifier rejects {PROG_ACCEL}: {error:?}"));
-        bridge.entry = PROG_ACCEL;
+        bridge.attach_entry(PROG_ACCEL);
         for n in 0..bridge.ports.len() {
             bridge.set_port(n, |info| {
                 info.policy |= POLICY_ACCEL_FORWARDING;
@@ -186,6 +196,23 @@ impl Bridge {
             });
         }
         bridge
+    }
+
+    /// Makes program `name` the one frames enter: attached natively to every port instead of
+    /// the last.
+    fn attach_entry(&mut self, name: &'static str) {
+        for link in std::mem::take(&mut self.entry_links) {
+            program(&mut self.ebpf, self.entry)
+                .detach(link)
+                .expect("detaching the entry program");
+        }
+        self.entry = name;
+        for (n, veth) in self.ports.iter().enumerate() {
+            let link = program(&mut self.ebpf, name)
+                .attach_to_if_index(veth.port, XdpMode::Driver)
+                .unwrap_or_else(|error| panic!("attaching {name} to port {n}: {error:?}"));
+            self.entry_links.push(link);
+        }
     }
 
     fn port(&self, n: usize) -> u32 {
@@ -217,25 +244,17 @@ impl Bridge {
         (result.return_value, out)
     }
 
-    /// Runs the ingress program on `frame` arriving at port `n` in live-frames mode, so that
-    /// redirects really happen, and returns what each port's far end received of it.
+    /// Sends `frame` from port `n`'s far end, so that it arrives on the port through its entry
+    /// program and redirects really happen, and returns what each port's far end received of it.
+    /// The frame is sent from the calling thread's CPU, where the port's NAPI then runs it.
     fn deliver(&self, n: usize, frame: &Frame) -> Vec<Vec<Frame>> {
         let captures: Vec<Capture> = self
             .ports
             .iter()
             .map(|veth| Capture::start(&self.netns, &veth.far_name, CAPTURE_TIME).expect("capture"))
             .collect();
-        let bytes = frame.to_bytes();
-        let ctx = xdp_md(self.port(n), bytes.len());
-        entry_program(&self.ebpf, self.entry)
-            .test_run(TestRunOptions {
-                data_in: Some(&bytes),
-                ctx_in: Some(as_bytes(&ctx)),
-                repeat: 1,
-                attrs: TestRunAttrs::new().xdp_live_frames(1),
-                ..Default::default()
-            })
-            .expect("BPF_PROG_TEST_RUN with live frames");
+        vbr_tests::frames::send(&self.netns, &self.ports[n].far_name, frame)
+            .unwrap_or_else(|error| panic!("{error:#}"));
         captures
             .into_iter()
             .map(|capture| {
