@@ -169,17 +169,34 @@ impl Frame {
 pub fn send(ns: &Netns, ifname: &str, frame: &Frame) -> Result<()> {
     let ifname = ifname.to_owned();
     let bytes = frame.to_bytes();
-    let dst = frame.dst;
     ns.run_inside(move || {
+        let ifindex = link_addr(&ifname, 0)?.sll_ifindex as u32;
+        Injector::open()?
+            .send(ifindex, &bytes)
+            .with_context(|| format!("sending on {ifname}"))
+    })
+}
+
+/// A raw socket of the calling thread's namespace that sends whole frames, bytes as given, out
+/// of any of its interfaces.
+pub struct Injector(OwnedFd);
+
+impl Injector {
+    pub fn open() -> Result<Self> {
         // Protocol 0: this socket only sends and never queues received frames.
-        let socket = packet_socket(0)?;
-        let mut addr = link_addr(&ifname, 0)?;
-        addr.sll_halen = 6;
-        addr.sll_addr[..6].copy_from_slice(&dst.0);
+        packet_socket(0).map(Self)
+    }
+
+    /// Sends `bytes` once out of the interface with index `ifindex`.
+    pub fn send(&self, ifindex: u32, bytes: &[u8]) -> Result<()> {
+        // SAFETY: all-zero is a valid sockaddr_ll.
+        let mut addr: libc::sockaddr_ll = unsafe { zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = ifindex as libc::c_int;
         // SAFETY: bytes and addr outlive the call, lengths are theirs.
         let sent = unsafe {
             libc::sendto(
-                socket.as_raw_fd(),
+                self.0.as_raw_fd(),
                 bytes.as_ptr().cast(),
                 bytes.len(),
                 0,
@@ -188,16 +205,19 @@ pub fn send(ns: &Netns, ifname: &str, frame: &Frame) -> Result<()> {
             )
         };
         if sent < 0 {
-            bail!("sending on {ifname}: {}", std::io::Error::last_os_error());
+            bail!(
+                "sending on ifindex {ifindex}: {}",
+                std::io::Error::last_os_error()
+            );
         }
         if sent as usize != bytes.len() {
             bail!(
-                "sending on {ifname}: short write ({sent} of {})",
+                "sending on ifindex {ifindex}: short write ({sent} of {})",
                 bytes.len()
             );
         }
         Ok(())
-    })
+    }
 }
 
 /// Frames received by one interface during a bounded time, captured on a thread of its own.
