@@ -2,7 +2,8 @@
 //! on veths in a namespace of the bench's own, with an in-kernel generator (live-frames
 //! BPF_PROG_TEST_RUN) and sinks counting in XDP; what each of vbr's programs costs by itself;
 //! and what its maps take in memory. Every variant is measured once per round, rounds
-//! interleaved, so that drift of the machine spreads over all of them alike.
+//! interleaved, so that drift of the machine spreads over all of them alike. On a kernel that
+//! refuses live-frames test runs only `--quick` runs, its frames sent from a packet socket.
 //!
 //! `--quick` only checks that every variant forwards every frame where it should (a test, not a
 //! measurement); otherwise the results go to `--output` (Markdown) and a plot next to it (SVG).
@@ -81,6 +82,12 @@ fn main() -> Result<()> {
         topology.cpu
     );
     let mut rig = Rig::load(&topology)?;
+    ensure!(
+        args.quick || rig.generates_live_frames(),
+        "this kernel refuses live-frames test runs (BPF_F_TEST_XDP_LIVE_FRAMES: EPERM), the \
+         generator that loads a switch to its limit; a packet socket is far too slow to measure \
+         with, so only `--quick` runs here"
+    );
     let mut vbr = Vec::new();
     for entries in FDB_SIZES {
         let loading = Instant::now();
