@@ -6,7 +6,7 @@
 //!
 //! Each test builds its ports in a network namespace of its own and moves its thread there:
 //! test runs name their ingress by ifindex, which the kernel resolves in the caller's namespace.
-use std::{mem, time::Duration};
+use std::time::Duration;
 
 use aya::{
     Ebpf, TestRun as _, TestRunOptions,
@@ -31,7 +31,7 @@ use vbr_common::{
     vlan::ETH_P_8021AD,
 };
 use vbr_tests::frames::tci;
-use vbr_tests::{Capture, Frame, Mac, Netns};
+use vbr_tests::{Capture, Frame, Mac, Netns, xdp::XdpMd};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -43,18 +43,6 @@ const MAC_C: Mac = Mac([0x02, 0, 0, 0, 0xcc, 0x03]);
 
 /// How long a live delivery is waited for on each far end.
 const CAPTURE_TIME: Duration = Duration::from_millis(300);
-
-/// `struct xdp_md` as BPF_PROG_TEST_RUN takes it for a context.
-#[repr(C)]
-#[derive(Default)]
-struct XdpMd {
-    data: u32,
-    data_end: u32,
-    data_meta: u32,
-    ingress_ifindex: u32,
-    rx_queue_index: u32,
-    egress_ifindex: u32,
-}
 
 /// A port's VLANs: its PVID (`PVID_NONE` for none) and its tagged VLANs.
 struct Vlans(u16, &'static [u16]);
@@ -230,13 +218,13 @@ impl Bridge {
     }
 
     fn run_on(&self, ingress: u32, bytes: &[u8]) -> (u32, Vec<u8>) {
-        let ctx = xdp_md(ingress, bytes.len());
+        let ctx = XdpMd::arriving_on(ingress, bytes.len());
         let mut out = vec![0u8; bytes.len() + 256];
         let result = entry_program(&self.ebpf, self.entry)
             .test_run(TestRunOptions {
                 data_in: Some(bytes),
                 data_out: Some(&mut out),
-                ctx_in: Some(as_bytes(&ctx)),
+                ctx_in: Some(ctx.as_bytes()),
                 ..Default::default()
             })
             .expect("BPF_PROG_TEST_RUN");
@@ -398,19 +386,6 @@ fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> &'a mut Xdp {
 
 fn entry_program<'a>(ebpf: &'a Ebpf, name: &str) -> &'a Xdp {
     ebpf.program(name).unwrap().try_into().unwrap()
-}
-
-fn xdp_md(ingress: u32, len: usize) -> XdpMd {
-    XdpMd {
-        data_end: len as u32,
-        ingress_ifindex: ingress,
-        ..Default::default()
-    }
-}
-
-fn as_bytes<T>(value: &T) -> &[u8] {
-    // SAFETY: reading the bytes of a plain #[repr(C)] value without padding.
-    unsafe { std::slice::from_raw_parts((value as *const T).cast(), mem::size_of::<T>()) }
 }
 
 fn ifindex(name: &str) -> u32 {
