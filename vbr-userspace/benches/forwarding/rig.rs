@@ -22,6 +22,8 @@ use crate::{
 
 /// Frames the kernel generates per batch before flushing them (its default).
 const LIVE_BATCH: u32 = 64;
+/// What the live generator is, for its errors.
+const LIVE_GENERATOR: &str = "generating frames (BPF_PROG_TEST_RUN with live frames, Linux ≥ 5.18)";
 /// How long the packet socket's sender idles after its frames, so that softirq work the kernel
 /// left to ksoftirqd on the bench's CPU gets done before the sinks are read.
 const PACKET_SOCKET_SETTLE: Duration = Duration::from_millis(50);
@@ -83,9 +85,7 @@ impl Rig {
                 rig.packet_socket = Some(Injector::open()?);
             }
             Err(error) => {
-                return Err(error).context(
-                    "generating frames (BPF_PROG_TEST_RUN with live frames, Linux ≥ 5.18)",
-                );
+                return Err(error).context(LIVE_GENERATOR);
             }
         }
         Ok(rig)
@@ -118,9 +118,7 @@ impl Rig {
     /// the time it took.
     pub fn generate(&self, frame: &[u8], count: u32) -> Result<Duration> {
         match &self.packet_socket {
-            None => self
-                .generate_live(frame, count)
-                .context("generating frames (BPF_PROG_TEST_RUN with live frames, Linux ≥ 5.18)"),
+            None => self.generate_live(frame, count).context(LIVE_GENERATOR),
             Some(socket) => self.send(socket, frame, count),
         }
     }
