@@ -168,6 +168,17 @@ pub fn path_of(name: &str) -> PathBuf {
     PathBuf::from(NETNS_RUN_DIR).join(name)
 }
 
+/// Turns IPv6 off on the interfaces the calling thread's namespace has or makes from now on, so
+/// that no neighbour discovery or MLD frame leaves them: for threads that entered a namespace of
+/// their own (/proc/sys/net follows the namespace of the thread that opens it).
+pub fn ipv6_off() -> Result<()> {
+    for conf in ["all", "default"] {
+        let path = format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6");
+        std::fs::write(&path, "1").with_context(|| format!("writing {path}"))?;
+    }
+    Ok(())
+}
+
 /// Moves the calling thread into the network namespace whose handle is `path`. Only for threads
 /// made for the purpose: the thread stays there.
 pub fn enter(path: &std::path::Path) -> Result<()> {

@@ -89,10 +89,7 @@ impl Bridge {
         vbr_tests::require_root();
         let netns = Netns::entered("vd").expect("creating and entering the test's namespace");
         // No IPv6 on the veths: the attached programs see nothing but the tests' frames.
-        for conf in ["all", "default"] {
-            std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6"), "1")
-                .expect("disabling IPv6 in the test's namespace");
-        }
+        vbr_tests::netns::ipv6_off().expect("disabling IPv6 in the test's namespace");
         let ports = (1..=vlans.len())
             .map(|i| {
                 let (port, far) = (format!("port{i}"), format!("far{i}"));

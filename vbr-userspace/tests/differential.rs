@@ -651,10 +651,7 @@ impl Bench {
         let cpu = unsafe { libc::sched_getcpu() };
         vbr_tests::pin_to_cpu(cpu as usize).expect("pinning the bench to its CPU");
         // No IPv6 on the veths: nothing but the cases' frames reaches the far ends.
-        for conf in ["all", "default"] {
-            std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6"), "1")
-                .expect("disabling IPv6 in the bench's namespace");
-        }
+        vbr_tests::netns::ipv6_off().expect("disabling IPv6 in the bench's namespace");
         let ip = |args: &[&str]| netns.ip(args).unwrap_or_else(|error| panic!("{error:#}"));
         let mut ports = [0; VETHS];
         let mut fars = [0; VETHS];
@@ -940,12 +937,15 @@ impl Bench {
     /// Frames `vbr_ingress` counted, each under one reason, on every CPU.
     fn frames_counted(&self) -> u64 {
         Reason::ALL
-            .iter()
-            .map(|reason| {
-                let per_cpu = self.stats.get(&(*reason as u32), 0).expect("stats");
-                per_cpu.iter().sum::<u64>()
-            })
+            .into_iter()
+            .map(|reason| self.counted_as(reason))
             .sum()
+    }
+
+    /// Frames counted under `reason` so far, on every CPU.
+    fn counted_as(&self, reason: Reason) -> u64 {
+        let per_cpu = self.stats.get(&(reason as u32), 0).expect("stats");
+        per_cpu.iter().sum()
     }
 
     /// Whether the last run claimed its CPU's batch for finished frames.
@@ -983,8 +983,7 @@ impl Bench {
     fn reasons_added(&mut self) -> BTreeMap<&'static str, u64> {
         let mut added = BTreeMap::new();
         for reason in Reason::ALL {
-            let per_cpu = self.stats.get(&(reason as u32), 0).expect("stats");
-            let total: u64 = per_cpu.iter().sum();
+            let total = self.counted_as(reason);
             let counted = &mut self.counted[reason as usize];
             if total != *counted {
                 added.insert(reason.name(), total - *counted);

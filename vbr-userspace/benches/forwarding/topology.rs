@@ -17,13 +17,6 @@ use vbr_tests::{Netns, netns};
 /// Ports besides the ingress: enough for the widest flood.
 pub const PORTS: usize = 8;
 
-/// Per-namespace switches (read through the calling thread's namespace) that keep IPv6 off the
-/// interfaces made afterwards.
-const IPV6_OFF: [&str; 2] = [
-    "/proc/sys/net/ipv6/conf/all/disable_ipv6",
-    "/proc/sys/net/ipv6/conf/default/disable_ipv6",
-];
-
 /// One interface of the namespace.
 #[derive(Clone, Debug)]
 pub struct Iface {
@@ -53,9 +46,7 @@ impl Topology {
         netns::enter(&netns.path())?;
         let cpu = pin_to_last_cpu()?;
         // No IPv6 on the veths: no neighbour discovery or MLD chatter for the sinks to count.
-        for path in IPV6_OFF {
-            std::fs::write(path, "1").with_context(|| format!("writing {path}"))?;
-        }
+        netns::ipv6_off()?;
         let pair = |near: &str, far: &str| -> Result<(Iface, Iface)> {
             netns.ip(&["link", "add", near, "type", "veth", "peer", "name", far])?;
             for name in [near, far] {
